@@ -1,0 +1,111 @@
+//! The command line and the root filesystem, checked before any isolation starts.
+
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::Hint;
+
+/// The command a step runs when none is given.
+const DEFAULT_COMMAND: &CStr = c"/bin/sh";
+
+/// Where steps 04+ look for a root filesystem when `$BENTO_ROOTFS` is not set: `rootfs/`
+/// at the top of the workshop repository (what `just rootfs` builds).
+const DEFAULT_ROOTFS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs");
+
+const ROOTFS_HINT: &str = "run `just rootfs` to build one, or point BENTO_ROOTFS at one";
+
+/// The command to run in the container, as `execvp(3)` wants it: the step's arguments,
+/// or `/bin/sh` when there are none.
+pub fn command() -> Result<Vec<CString>> {
+    let args: Vec<CString> = std::env::args_os()
+        .skip(1)
+        .map(|arg| CString::new(arg.into_vec()))
+        .collect::<Result<_, _>>()
+        .context("an argument contains a NUL byte")?;
+    match args.first() {
+        None => Ok(vec![CString::from(DEFAULT_COMMAND)]),
+        Some(program) if program.is_empty() => Err(anyhow::anyhow!("the command is empty"))
+            .hint("give a program to run, e.g. `just step 2 hostname`, or nothing for a shell"),
+        Some(_) => Ok(args),
+    }
+}
+
+/// The root filesystem for steps 04+: `$BENTO_ROOTFS`, or `rootfs/` at the top of the
+/// repository. Checked up front so that a missing rootfs is a clear error rather than a
+/// failed mount halfway through isolation: it must be a directory, and when the command
+/// is a path (like the default `/bin/sh`) that path must exist inside it.
+pub fn rootfs(command: &[CString]) -> Result<PathBuf> {
+    let (path, origin) = match std::env::var_os("BENTO_ROOTFS") {
+        Some(path) if path.is_empty() => {
+            return Err(anyhow::anyhow!("BENTO_ROOTFS is set but empty")).hint(ROOTFS_HINT);
+        }
+        Some(path) => (PathBuf::from(path), "BENTO_ROOTFS"),
+        None => (PathBuf::from(DEFAULT_ROOTFS), "the default rootfs"),
+    };
+    let shown = display(&path);
+    let metadata = std::fs::metadata(&path)
+        .with_context(|| format!("no root filesystem at {shown} ({origin})"))
+        .hint(ROOTFS_HINT)?;
+    if !metadata.is_dir() {
+        return Err(anyhow::anyhow!(
+            "{shown} ({origin}) is not a directory, so it cannot be a root filesystem"
+        ))
+        .hint(ROOTFS_HINT);
+    }
+    let path = path
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {shown}"))?;
+
+    if let Some(program) = command.first() {
+        let is_default = program.as_c_str() == DEFAULT_COMMAND;
+        let program = program.to_string_lossy();
+        if program.contains('/') {
+            let inside = path.join(program.trim_start_matches('/'));
+            // symlink_metadata: busybox's applets are symlinks, and an absolute symlink
+            // means a path inside the container, not on the host.
+            if inside.symlink_metadata().is_err() {
+                let hint = if is_default {
+                    format!("{shown} does not look like a root filesystem: {ROOTFS_HINT}")
+                } else {
+                    format!("the command must exist inside the container: try `ls {shown}`")
+                };
+                return Err(anyhow::anyhow!(
+                    "the root filesystem {shown} has no {program}"
+                ))
+                .hint(hint);
+            }
+        }
+    }
+    Ok(path)
+}
+
+/// A path as people would type it: relative to the current directory when it is inside it.
+fn display(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let normal: PathBuf = absolute.components().collect();
+    let normal = clean(&normal);
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| normal.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .filter(|relative| !relative.as_os_str().is_empty())
+        .unwrap_or(normal)
+        .display()
+        .to_string()
+}
+
+/// Removes `..` components lexically (`/repo/procinfo/../rootfs` → `/repo/rootfs`).
+fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}

@@ -1,0 +1,294 @@
+//! The talk's container checklist, computed from the real state rather than asserted.
+//!
+//! Every line compares what the process sees now with what it saw before isolation:
+//! namespace links from `/proc/self/ns`, `stat("/")`, `/proc/self/uid_map`, and where
+//! `/proc/self` points.
+
+/// The observations the checklist is computed from.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// `getuid()` now.
+    pub uid: u32,
+    /// The contents of `/proc/self/uid_map` now: `inside outside count` lines.
+    pub uid_map: String,
+    /// Is the user namespace different from the one before isolation?
+    pub new_user_ns: bool,
+    /// Is the UTS namespace different from the one before isolation?
+    pub new_uts_ns: bool,
+    /// `gethostname()` now.
+    pub hostname: String,
+    /// `getpid()` now.
+    pub pid: i32,
+    /// Is the PID namespace different from the one before isolation?
+    pub new_pid_ns: bool,
+    /// Does `stat("/")` name a different directory than before isolation?
+    pub new_root: bool,
+    /// The pid `/proc/self` resolves to inside the current root, if it resolves at all.
+    pub proc_self: Option<i32>,
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub ok: bool,
+    pub name: &'static str,
+    pub detail: String,
+}
+
+/// The uid outside the user namespace that `uid` maps to, according to a uid_map
+/// (user_namespaces(7): each line is `ID-inside-ns ID-outside-ns length`).
+pub fn outside_uid(uid_map: &str, uid: u32) -> Option<u32> {
+    uid_map.lines().find_map(|line| {
+        let mut fields = line.split_whitespace().map(str::parse::<u32>);
+        let (Some(Ok(inside)), Some(Ok(outside)), Some(Ok(count))) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            return None;
+        };
+        let offset = uid.checked_sub(inside)?;
+        (offset < count)
+            .then(|| outside.checked_add(offset))
+            .flatten()
+    })
+}
+
+/// Computes the five lines of the checklist.
+pub fn evaluate(facts: &Facts) -> Vec<Check> {
+    let check = |ok, name, detail: String| Check { ok, name, detail };
+    let outside = outside_uid(&facts.uid_map, facts.uid);
+
+    let rootless = match (facts.new_user_ns, facts.uid, outside) {
+        (true, 0, Some(outside)) if outside != 0 => check(
+            true,
+            "Rootless",
+            format!("uid 0 inside, mapped to unprivileged uid {outside} (/proc/self/uid_map)"),
+        ),
+        (true, 0, _) => check(
+            false,
+            "Rootless",
+            "uid 0 inside is uid 0 outside: this is real root (sudo)".into(),
+        ),
+        (true, uid, _) => check(
+            false,
+            "Rootless",
+            format!("uid {uid} is not root inside the user namespace"),
+        ),
+        (false, 0, _) => check(
+            false,
+            "Rootless",
+            "running as real root, in the host's user namespace".into(),
+        ),
+        (false, uid, _) => check(
+            false,
+            "Rootless",
+            format!("no user namespace: uid {uid} is the host's own uid"),
+        ),
+    };
+
+    let hostname = if facts.new_uts_ns {
+        check(
+            true,
+            "Isolated hostname",
+            format!("own UTS namespace, hostname {:?}", facts.hostname),
+        )
+    } else {
+        check(
+            false,
+            "Isolated hostname",
+            "shares the host's UTS namespace".into(),
+        )
+    };
+
+    let pid1 = if facts.pid == 1 {
+        check(true, "Believes it is PID 1", String::new())
+    } else {
+        check(
+            false,
+            "Believes it is PID 1",
+            format!("pid {} in the host's PID namespace", facts.pid),
+        )
+    };
+
+    let root = if facts.new_root {
+        check(
+            true,
+            "Isolated root filesystem",
+            "/ is no longer the host's /".into(),
+        )
+    } else {
+        check(
+            false,
+            "Isolated root filesystem",
+            "/ is still the host's /".into(),
+        )
+    };
+
+    let proc = match facts.proc_self {
+        Some(pid) if pid == facts.pid && facts.new_pid_ns => check(
+            true,
+            "Own /proc",
+            "/proc shows only this PID namespace".into(),
+        ),
+        Some(_) => check(
+            false,
+            "Own /proc",
+            "/proc still shows the host's processes".into(),
+        ),
+        None => check(
+            false,
+            "Own /proc",
+            "no procfs at /proc: ps sees no processes at all".into(),
+        ),
+    };
+
+    vec![rootless, hostname, pid1, root, proc]
+}
+
+/// Renders the checklist, one line per check.
+pub fn render(checks: &[Check]) -> String {
+    let mut out = String::from("Container checklist\n");
+    for check in checks {
+        let mark = if check.ok { "✅" } else { "❌" };
+        let line = format!("  {mark} {:<26}{}", check.name, check.detail);
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Prints the checklist to stderr.
+pub fn print(checks: &[Check]) {
+    eprint!("{}", render(checks));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What step 05 sees, rootless, as uid 1000 on the host.
+    fn container() -> Facts {
+        Facts {
+            uid: 0,
+            uid_map: "         0       1000          1\n".into(),
+            new_user_ns: true,
+            new_uts_ns: true,
+            hostname: "my-container".into(),
+            pid: 1,
+            new_pid_ns: true,
+            new_root: true,
+            proc_self: Some(1),
+        }
+    }
+
+    fn oks(facts: &Facts) -> Vec<bool> {
+        evaluate(facts).iter().map(|c| c.ok).collect()
+    }
+
+    #[test]
+    fn a_full_rootless_container_ticks_every_line() {
+        let checks = evaluate(&container());
+        assert_eq!(oks(&container()), [true; 5]);
+        assert_eq!(
+            checks[0].detail,
+            "uid 0 inside, mapped to unprivileged uid 1000 (/proc/self/uid_map)"
+        );
+    }
+
+    #[test]
+    fn the_host_itself_ticks_nothing() {
+        let host = Facts {
+            uid: 1000,
+            uid_map: "0 0 4294967295\n".into(),
+            new_user_ns: false,
+            new_uts_ns: false,
+            hostname: "laptop".into(),
+            pid: 4242,
+            new_pid_ns: false,
+            new_root: false,
+            proc_self: Some(4242),
+        };
+        assert_eq!(oks(&host), [false; 5]);
+        let checks = evaluate(&host);
+        assert_eq!(checks[2].detail, "pid 4242 in the host's PID namespace");
+        // /proc/self matches getpid() on the host too: that alone proves nothing.
+        assert_eq!(checks[4].detail, "/proc still shows the host's processes");
+    }
+
+    #[test]
+    fn real_root_is_never_rootless() {
+        // sudo, no user namespace (step 01 under sudo)
+        let sudo = Facts {
+            uid: 0,
+            uid_map: "0 0 4294967295\n".into(),
+            new_user_ns: false,
+            ..container()
+        };
+        assert!(!evaluate(&sudo)[0].ok);
+        // sudo, with a user namespace mapping 0 to 0 (step 02 under sudo)
+        let sudo_userns = Facts {
+            uid_map: "0 0 1\n".into(),
+            ..container()
+        };
+        let check = &evaluate(&sudo_userns)[0];
+        assert!(!check.ok);
+        assert!(check.detail.contains("real root"), "{}", check.detail);
+    }
+
+    #[test]
+    fn a_new_pid_namespace_without_fork_is_not_pid_1() {
+        // unshare(CLONE_NEWPID) changes pid_for_children, not our own PID namespace
+        let facts = Facts {
+            pid: 4242,
+            new_pid_ns: false,
+            proc_self: Some(4242),
+            ..container()
+        };
+        let checks = evaluate(&facts);
+        assert!(!checks[2].ok);
+        assert!(!checks[4].ok);
+    }
+
+    #[test]
+    fn the_hosts_proc_after_fork_is_not_our_own() {
+        // step 03: PID 1 in a new namespace, but /proc is still the host's
+        let facts = Facts {
+            proc_self: Some(4243),
+            new_root: false,
+            ..container()
+        };
+        assert_eq!(oks(&facts), [true, true, true, false, false]);
+    }
+
+    #[test]
+    fn no_proc_mounted_is_reported() {
+        let facts = Facts {
+            proc_self: None,
+            ..container()
+        };
+        let checks = evaluate(&facts);
+        assert!(!checks[4].ok);
+        assert!(checks[4].detail.starts_with("no procfs"));
+    }
+
+    #[test]
+    fn uid_map_lookup() {
+        assert_eq!(outside_uid("0 1000 1", 0), Some(1000));
+        assert_eq!(outside_uid("0 1000 1", 1), None);
+        assert_eq!(outside_uid("0 100000 65536\n", 42), Some(100_042));
+        assert_eq!(outside_uid("0 0 4294967295", 1000), Some(1000));
+        assert_eq!(outside_uid("", 0), None);
+        assert_eq!(outside_uid("garbage", 0), None);
+    }
+
+    #[test]
+    fn render_aligns_and_trims() {
+        let text = render(&evaluate(&container()));
+        assert!(text.starts_with("Container checklist\n"));
+        assert!(text.contains("  ✅ Believes it is PID 1\n"), "{text}");
+        assert!(
+            text.contains("  ✅ Isolated hostname         own UTS namespace"),
+            "{text}"
+        );
+        assert!(text.lines().all(|line| line == line.trim_end()));
+    }
+}

@@ -1,0 +1,5 @@
+//! rootfs-fetch: builds the root filesystem that the Bento workshop's steps 04+ run in.
+
+pub mod busybox;
+pub mod install;
+pub mod source;

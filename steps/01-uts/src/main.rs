@@ -1,0 +1,45 @@
+//! # Step 01 — UTS: a hostname of our own (and why it fails)
+//!
+//! A UTS namespace gives the process its own hostname. Creating one needs CAP_SYS_ADMIN:
+//! run as an ordinary user, this step fails with EPERM and explains why. That failure
+//! motivates step 02. (Under sudo it works, but root is what we want to avoid.)
+//!
+//! Run it: `just step 1 hostname`.
+
+use anyhow::{Context, Result};
+use nix::sched::{CloneFlags, unshare};
+use nix::unistd::{execvp, getuid, sethostname};
+use procinfo::Hint;
+
+fn main() {
+    // Prints any error as one line plus a hint, and exits with the container's status.
+    procinfo::run(container)
+}
+
+fn container() -> Result<i32> {
+    let command = procinfo::command()?;
+    let host = procinfo::before_isolation()?;
+
+    // === UTS NAMESPACE ===
+    // unshare(2) CLONE_NEWUTS: our own hostname (uts_namespaces(7)). Creating it needs
+    // CAP_SYS_ADMIN, which an ordinary user does not have: unprivileged, this fails with
+    // EPERM. That failure is the lesson of this step.
+    unshare(CloneFlags::CLONE_NEWUTS)
+        .context("unshare(CLONE_NEWUTS) failed")
+        .with_hint(|| {
+            format!(
+                "creating a UTS namespace needs CAP_SYS_ADMIN, and uid {} does not have it.\n\
+                 Step 02 gets it without root, through a user namespace: `just step 2`.\n\
+                 `sudo` would work too, but running containers as root is what we avoid.",
+                getuid()
+            )
+        })?;
+    // sethostname(2) changes the name in our UTS namespace only; the host keeps its own.
+    sethostname("my-container").context("sethostname failed")?;
+
+    host.after_isolation()?;
+    // execvp(3): find the command on PATH and replace this process with it (execve(2));
+    // it keeps our pid, namespaces and root. Returns only on failure.
+    let Err(errno) = execvp(&command[0], &command);
+    Err(procinfo::exec_error(&command[0], errno))
+}
