@@ -1,0 +1,306 @@
+//! Shared by the test files: a fixture every uid can reach, and running the workshop's
+//! binaries the way a learner does, as an unprivileged user.
+//!
+//! CI runs as root, and a rootless claim tested as root proves nothing: whenever the suite
+//! runs as root, the steps run as uid/gid 65534 (`nobody`). That uid must be able to reach
+//! the binaries and the rootfs even when the checkout sits in a 0700 home directory, so
+//! both are copied into a world-readable temporary directory first.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// The unprivileged uid and gid the steps run as when the tests run as root.
+pub const NOBODY: u32 = 65534;
+
+/// A PATH every user can search.
+pub const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+
+/// The workshop's step binaries, by number.
+pub const STEPS: [&str; 6] = [
+    "step-00-baseline",
+    "step-01-uts",
+    "step-02-userns",
+    "step-03-pid",
+    "step-04-mount",
+    "step-05-procfs",
+];
+
+/// A world-readable directory holding copies of the binaries and a busybox rootfs.
+pub struct Fixture {
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub bin: PathBuf,
+}
+
+/// The workspace's root directory.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits in the workspace")
+        .to_path_buf()
+}
+
+/// A binary of the workspace, as built by `cargo test --workspace` (target/debug/NAME).
+pub fn built(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/PROFILE/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run the tests with `just test` (cargo test --workspace)",
+        path.display()
+    );
+    path
+}
+
+/// Are the tests running as root (as in CI)?
+pub fn running_as_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The uid the steps run as: ours, or nobody when we are root.
+pub fn step_uid() -> u32 {
+    if running_as_root() {
+        NOBODY
+    } else {
+        nix::unistd::getuid().as_raw()
+    }
+}
+
+/// The fixture, created once per test binary.
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let base = std::env::temp_dir();
+        remove_stale_fixtures(&base);
+        let dir = base.join(format!("bento-tests-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).expect("remove an old fixture");
+        }
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).expect("create the fixture directory");
+        for path in [&dir, &bin] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+                .expect("make the fixture world-readable");
+        }
+        for name in STEPS.iter().chain(&["rootfs-fetch"]) {
+            std::fs::copy(built(name), bin.join(name)).expect("copy a binary into the fixture");
+        }
+        let rootfs = dir.join("rootfs");
+        let output = Command::new(bin.join("rootfs-fetch"))
+            .arg("busybox:")
+            .arg(&rootfs)
+            .output()
+            .expect("run rootfs-fetch");
+        assert!(
+            output.status.success(),
+            "rootfs-fetch could not build the test rootfs (is busybox-static installed?):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Fixture { dir, rootfs, bin }
+    })
+}
+
+/// Removes fixtures of test runs that are no longer alive.
+fn remove_stale_fixtures(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("bento-tests-"))
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The host's hostname.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .expect("gethostname")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A run of a step binary, to be configured and then [`StepCommand::run`].
+pub struct StepCommand {
+    name: &'static str,
+    command: Command,
+    as_root: bool,
+    shown: Vec<String>,
+}
+
+/// Prepares step `n` with the given command line.
+pub fn step(n: usize, args: &[&str]) -> StepCommand {
+    let name = STEPS[n];
+    let fixture = fixture();
+    let mut command = Command::new(fixture.bin.join(name));
+    command
+        .args(args)
+        .current_dir(&fixture.dir)
+        .env("BENTO_ROOTFS", &fixture.rootfs)
+        // The test runner's PATH may hold directories that nobody (65534) cannot search,
+        // such as /root/.cargo/bin, which turns "not found" into "permission denied".
+        .env("PATH", SYSTEM_PATH)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut shown = vec![name.to_string()];
+    shown.extend(args.iter().map(|arg| shell_quote(arg)));
+    StepCommand {
+        name,
+        command,
+        as_root: false,
+        shown,
+    }
+}
+
+fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.=".contains(c))
+    {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// What a step run printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub name: &'static str,
+    pub shown: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub pid: u32,
+    pub uid: u32,
+    pub cwd: PathBuf,
+}
+
+impl StepCommand {
+    /// Sets an environment variable for the step.
+    pub fn env(mut self, key: &str, value: impl Into<OsString>) -> Self {
+        self.command.env(key, value.into());
+        self
+    }
+
+    /// Runs as real root (only possible when the tests run as root): the "sudo" case.
+    pub fn run_as_real_root(mut self) -> Self {
+        assert!(running_as_root(), "only root can run a step as root");
+        self.as_root = true;
+        self
+    }
+
+    /// Runs the step, as an unprivileged user unless [`Self::run_as_real_root`], and checks the
+    /// host's hostname is unchanged afterwards.
+    pub fn run(mut self) -> Run {
+        let uid = if self.as_root {
+            0
+        } else {
+            if running_as_root() {
+                self.command.uid(NOBODY).gid(NOBODY);
+            }
+            step_uid()
+        };
+        let before = hostname();
+        let child = self.command.spawn().expect("start the step");
+        let pid = child.id();
+        let output = child.wait_with_output().expect("wait for the step");
+        assert_eq!(
+            hostname(),
+            before,
+            "{} changed the host's hostname",
+            self.name
+        );
+        Run {
+            name: self.name,
+            shown: self.shown.join(" "),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            pid,
+            uid,
+            cwd: fixture().dir.clone(),
+        }
+    }
+}
+
+impl Run {
+    /// The text of its snapshot: the command line, the exit status, stderr, stdout.
+    pub fn report(&self) -> String {
+        let status = match self.code {
+            Some(code) => code.to_string(),
+            None => "killed by a signal".into(),
+        };
+        format!(
+            "$ {}\nexit status: {status}\n--- stderr ---\n{}--- stdout ---\n{}",
+            self.shown, self.stderr, self.stdout
+        )
+    }
+
+    /// insta settings that replace the values which differ from machine to machine (the
+    /// host's uid, hostname, pids and directories) with `<host-uid>`-style names, and only
+    /// those: `uid [0]`, `pid [1]` and `my-container` stay visible.
+    pub fn settings(&self) -> insta::Settings {
+        let mut settings = insta::Settings::clone_current();
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_omit_expression(true);
+        settings.set_description(self.shown.clone());
+        let escape = |text: &str| regex::escape(text);
+        if self.uid != 0 {
+            settings.add_filter(&format!(r"\buid (\[)?{}\b", self.uid), "uid $1<host-uid>");
+        }
+        settings.add_filter(&format!(r"\[{}\]", self.pid), "[<host-pid>]");
+        settings.add_filter(&format!(r"\bpid {}\b", self.pid), "pid <host-pid>");
+        settings.add_filter(
+            &format!(r#""{}""#, escape(&self.cwd.to_string_lossy())),
+            "\"<cwd>\"",
+        );
+        let host = hostname();
+        settings.add_filter(&format!(r#""{}""#, escape(&host)), "\"<host-hostname>\"");
+        settings.add_filter(&format!(r"(?m)^{}$", escape(&host)), "<host-hostname>");
+        settings
+    }
+
+    /// Asserts the exit status.
+    pub fn assert_code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(expected),
+            "{} exited with {:?}, expected {expected}\n{}",
+            self.name,
+            self.code,
+            self.report()
+        );
+        self
+    }
+}
+
+/// Snapshots a [`Run`] with its machine-specific values redacted.
+#[macro_export]
+macro_rules! assert_run_snapshot {
+    ($name:expr, $run:expr) => {{
+        let run = &$run;
+        run.settings()
+            .bind(|| insta::assert_snapshot!($name, run.report()));
+    }};
+}

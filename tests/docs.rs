@@ -1,0 +1,68 @@
+//! The documentation cannot drift from the code: every step README quotes the snapshot of
+//! what the step really prints.
+
+mod common;
+
+use std::path::Path;
+
+use common::workspace;
+
+/// The body of a snapshot file, without insta's header.
+fn snapshot_body(name: &str) -> String {
+    let path = workspace().join(format!("tests/snapshots/{name}.snap"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    let body = text
+        .splitn(3, "---\n")
+        .nth(2)
+        .unwrap_or_else(|| panic!("{} has no insta header", path.display()));
+    body.trim_end().to_string()
+}
+
+/// `(snapshot name, quoted block)` for every `<!-- snapshot: NAME -->` in a README.
+fn quoted_snapshots(readme: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(readme).unwrap();
+    let mut quotes = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("<!-- snapshot: ") {
+        rest = &rest[start + "<!-- snapshot: ".len()..];
+        let (name, after) = rest.split_once(" -->\n").expect("a closed marker");
+        let block = after.strip_prefix("```text\n").unwrap_or_else(|| {
+            panic!(
+                "{}: a ```text block must follow the marker of {name}",
+                readme.display()
+            )
+        });
+        let (quoted, after) = block.split_once("\n```").expect("a closed code block");
+        quotes.push((name.to_string(), quoted.to_string()));
+        rest = after;
+    }
+    quotes
+}
+
+#[test]
+fn readmes_quote_the_snapshots() {
+    let mut steps: Vec<_> = std::fs::read_dir(workspace().join("steps"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    steps.sort();
+    assert!(steps.len() >= 6, "steps 00-05 at least");
+    for step in steps {
+        let readme = step.join("README.md");
+        let quotes = quoted_snapshots(&readme);
+        assert!(
+            !quotes.is_empty(),
+            "{} must show the expected output, quoting a snapshot",
+            readme.display()
+        );
+        for (name, quoted) in quotes {
+            let expected = snapshot_body(&name);
+            assert!(
+                quoted == expected,
+                "{} quotes an outdated {name}; replace its block with:\n```text\n{expected}\n```",
+                readme.display()
+            );
+        }
+    }
+}

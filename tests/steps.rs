@@ -1,0 +1,278 @@
+//! What every step does, proven by running the real binaries as an unprivileged user.
+//!
+//! The snapshots in `tests/snapshots/` are the expected output a learner should see; the
+//! step READMEs quote them (and `readmes_quote_the_snapshots` keeps them honest).
+
+mod common;
+
+use common::{NOBODY, STEPS, fixture, running_as_root, step, step_uid};
+use predicates::prelude::*;
+
+// ---- step 00: baseline -------------------------------------------------------------------
+
+#[test]
+fn step_00_runs_the_command_on_the_host() {
+    let run = step(0, &["hostname"]).run();
+    run.assert_code(0);
+    assert_eq!(run.stdout.trim(), common::hostname());
+    assert_run_snapshot!("step_00_hostname", run);
+}
+
+// ---- step 01: UTS, the deliberate failure -----------------------------------------------
+
+#[test]
+fn step_01_fails_with_eperm_and_explains_why() {
+    let run = step(1, &["hostname"]).run();
+    run.assert_code(125);
+    assert!(
+        predicate::str::contains("EPERM").eval(&run.stderr)
+            && predicate::str::contains("CAP_SYS_ADMIN").eval(&run.stderr)
+            && predicate::str::contains("just step 2").eval(&run.stderr),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "the command must not run");
+    assert_run_snapshot!("step_01_hostname", run);
+}
+
+#[test]
+fn step_01_works_under_real_root_but_is_not_rootless() {
+    if !running_as_root() {
+        eprintln!("SKIPPED: needs root (CI runs as root); run `sudo just test` to include it");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root"
+        );
+        return;
+    }
+    let run = step(1, &["hostname"]).run_as_real_root().run();
+    run.assert_code(0);
+    assert_eq!(run.stdout.trim(), "my-container");
+    assert!(
+        predicate::str::contains("❌ Rootless").eval(&run.stderr),
+        "{}",
+        run.stderr
+    );
+}
+
+// ---- step 02: user namespace ------------------------------------------------------------
+
+#[test]
+fn step_02_is_root_inside_and_names_its_host() {
+    let run = step(2, &["sh", "-c", "id -u; hostname"]).run();
+    run.assert_code(0);
+    assert_eq!(run.stdout, "0\nmy-container\n");
+    assert_run_snapshot!("step_02_id_hostname", run);
+}
+
+#[test]
+fn step_02_under_real_root_is_not_rootless() {
+    if !running_as_root() {
+        eprintln!("SKIPPED: needs root (CI runs as root); run `sudo just test` to include it");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root"
+        );
+        return;
+    }
+    let run = step(2, &["true"]).run_as_real_root().run();
+    run.assert_code(0);
+    assert!(
+        predicate::str::contains("❌ Rootless                  uid 0 inside is uid 0 outside")
+            .eval(&run.stderr),
+        "{}",
+        run.stderr
+    );
+}
+
+// ---- step 03: PID namespace -------------------------------------------------------------
+
+#[test]
+fn step_03_runs_the_command_as_pid_1() {
+    let run = step(3, &["sh", "-c", "echo $$"]).run();
+    run.assert_code(0);
+    assert_eq!(run.stdout, "1\n");
+    assert_run_snapshot!("step_03_echo_pid", run);
+}
+
+#[test]
+fn step_03_still_sees_the_hosts_processes() {
+    // No new /proc yet: the host's /proc lists the host's processes, the test among them.
+    let me = std::process::id().to_string();
+    let run = step(3, &["ls", "/proc"]).run();
+    run.assert_code(0);
+    assert!(run.stdout.lines().any(|line| line == me), "{}", run.stdout);
+}
+
+// ---- step 04: mount namespace + chroot --------------------------------------------------
+
+#[test]
+fn step_04_shows_the_busybox_root() {
+    let run = step(4, &["ls", "/"]).run();
+    run.assert_code(0);
+    assert_run_snapshot!("step_04_ls", run);
+}
+
+#[test]
+fn step_04_ps_sees_no_processes_without_proc() {
+    let run = step(4, &["ps"]).run();
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout.lines().count(),
+        1,
+        "only the header: {}",
+        run.stdout
+    );
+}
+
+// ---- step 05: procfs ----------------------------------------------------------------------
+
+#[test]
+fn step_05_ps_shows_only_pid_1() {
+    let run = step(5, &["ps"]).run();
+    run.assert_code(0);
+    assert_run_snapshot!("step_05_ps", run);
+}
+
+#[test]
+fn step_05_default_command_is_a_shell_in_the_container() {
+    // No command: /bin/sh of the rootfs, reading its commands from stdin.
+    let mut command = std::process::Command::new(fixture().bin.join(STEPS[5]));
+    command
+        .env("BENTO_ROOTFS", &fixture().rootfs)
+        .env("PATH", common::SYSTEM_PATH)
+        .current_dir(&fixture().dir);
+    if running_as_root() {
+        use std::os::unix::process::CommandExt;
+        command.uid(NOBODY).gid(NOBODY);
+    }
+    let assert = assert_cmd::Command::from_std(command)
+        .write_stdin("echo pid=$$ uid=$(id -u) host=$(hostname);\n")
+        .assert();
+    assert
+        .success()
+        .stdout(predicate::str::contains("pid=1 uid=0 host=my-container"));
+}
+
+// ---- every step: exit status and bad input --------------------------------------------------
+
+/// The steps that can run a command as an unprivileged user (step 01 cannot).
+const RUNNABLE: [usize; 5] = [0, 2, 3, 4, 5];
+
+#[test]
+fn every_step_exits_with_the_commands_status() {
+    for n in RUNNABLE {
+        step(n, &["sh", "-c", "exit 7"]).run().assert_code(7);
+    }
+}
+
+#[test]
+fn a_command_killed_by_a_signal_exits_128_plus_n() {
+    // PID 1 cannot be killed by itself (pid_namespaces(7)), so kill a child shell there.
+    for n in RUNNABLE {
+        let run = step(n, &["sh", "-c", "sh -c 'kill -9 $$'; exit $?"]).run();
+        run.assert_code(137);
+    }
+    // Steps 00-02 exec the command directly: the step process itself dies of the signal.
+    for n in [0, 2] {
+        let run = step(n, &["sh", "-c", "kill -TERM $$"]).run();
+        assert_eq!(run.code, None, "{}", run.report());
+    }
+}
+
+#[test]
+fn a_missing_command_exits_127_with_a_clear_message() {
+    for n in RUNNABLE {
+        let run = step(n, &["no-such-command-here"]).run();
+        run.assert_code(127);
+        assert!(
+            run.stderr
+                .contains("error: no-such-command-here: command not found"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn a_command_that_is_not_executable_exits_126() {
+    for n in RUNNABLE {
+        let run = step(n, &["/etc/passwd"]).run();
+        run.assert_code(126);
+        assert!(
+            run.stderr
+                .contains("error: /etc/passwd: cannot execute: Permission denied"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn an_empty_command_is_refused() {
+    for n in 0..STEPS.len() {
+        let run = step(n, &[""]).run();
+        run.assert_code(125);
+        assert!(
+            run.stderr.contains("error: the command is empty"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("[Before Isolation]"),
+            "checked before anything"
+        );
+    }
+}
+
+#[test]
+fn a_missing_rootfs_names_just_rootfs() {
+    for n in [4, 5] {
+        let run = step(n, &["ls"])
+            .env("BENTO_ROOTFS", "/nonexistent/rootfs")
+            .run();
+        run.assert_code(125);
+        assert_eq!(
+            run.stderr,
+            format!(
+                "{}: error: no root filesystem at /nonexistent/rootfs (BENTO_ROOTFS): \
+                 No such file or directory (os error 2)\n  \
+                 hint: run `just rootfs` to build one, or point BENTO_ROOTFS at one\n",
+                STEPS[n]
+            )
+        );
+    }
+}
+
+#[test]
+fn a_rootfs_that_is_a_file_or_has_no_shell_is_refused() {
+    let file = fixture().dir.join("not-a-directory");
+    std::fs::write(&file, "").unwrap();
+    let run = step(5, &["ls"]).env("BENTO_ROOTFS", &file).run();
+    run.assert_code(125);
+    assert!(run.stderr.contains("is not a directory"), "{}", run.stderr);
+    assert!(run.stderr.contains("just rootfs"), "{}", run.stderr);
+
+    let empty = fixture().dir.join("empty-rootfs");
+    std::fs::create_dir_all(&empty).unwrap();
+    let run = step(4, &[]).env("BENTO_ROOTFS", &empty).run();
+    run.assert_code(125);
+    assert!(run.stderr.contains("has no /bin/sh"), "{}", run.stderr);
+    assert!(run.stderr.contains("just rootfs"), "{}", run.stderr);
+}
+
+#[test]
+fn steps_run_as_the_unprivileged_user() {
+    // The proof that the suite tests rootless behaviour: the host uid the steps report.
+    let run = step(0, &["true"]).run();
+    assert!(
+        run.stderr
+            .starts_with(&format!("[Before Isolation]\nuid [{}]\n", step_uid())),
+        "{}",
+        run.stderr
+    );
+    if running_as_root() {
+        assert_eq!(step_uid(), NOBODY);
+    }
+}
