@@ -37,12 +37,7 @@ fn step_01_fails_with_eperm_and_explains_why() {
 
 #[test]
 fn step_01_works_under_real_root_but_is_not_rootless() {
-    if !running_as_root() {
-        eprintln!("SKIPPED: needs root (CI runs as root); run `sudo just test` to include it");
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run this test as root"
-        );
+    if !common::can_run_as_real_root() {
         return;
     }
     let run = step(1, &["hostname"]).run_as_real_root().run();
@@ -67,12 +62,7 @@ fn step_02_is_root_inside_and_names_its_host() {
 
 #[test]
 fn step_02_under_real_root_is_not_rootless() {
-    if !running_as_root() {
-        eprintln!("SKIPPED: needs root (CI runs as root); run `sudo just test` to include it");
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run this test as root"
-        );
+    if !common::can_run_as_real_root() {
         return;
     }
     let run = step(2, &["true"]).run_as_real_root().run();

@@ -67,6 +67,20 @@ pub fn running_as_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// For the tests of the "sudo" case: true when they can run (as root); otherwise says loudly
+/// that they are skipped. CI runs as root, so CI never skips them.
+pub fn can_run_as_real_root() -> bool {
+    if running_as_root() {
+        return true;
+    }
+    eprintln!("SKIPPED: this test needs root (CI runs as root); `sudo just test` includes it");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the suite as root"
+    );
+    false
+}
+
 /// The uid the steps run as: ours, or nobody when we are root.
 pub fn step_uid() -> u32 {
     if running_as_root() {
