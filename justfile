@@ -49,6 +49,7 @@ rootfs *ARGS:
 test:
     cargo fmt --all -- --check
     cargo clippy --quiet --workspace --all-targets -- --deny warnings
+    cargo build --quiet --workspace
     INSTA_UPDATE=no cargo test --quiet --workspace
 
 # The directory of step N (`4` or `04`), or an error listing the steps

@@ -46,7 +46,8 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// A binary of the workspace, as built by `cargo test --workspace` (target/debug/NAME).
+/// A binary of the workspace, as built by `cargo build --workspace` (target/debug/NAME),
+/// which `just test` runs before the tests.
 pub fn built(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its path");
     let profile_dir = exe
@@ -56,7 +57,7 @@ pub fn built(name: &str) -> PathBuf {
     let path = profile_dir.join(name);
     assert!(
         path.is_file(),
-        "{} is not built: run the tests with `just test` (cargo test --workspace)",
+        "{} is not built: run the tests with `just test` (it builds the workspace first)",
         path.display()
     );
     path
