@@ -156,11 +156,6 @@ pub fn render(checks: &[Check]) -> String {
     out
 }
 
-/// Prints the checklist to stderr.
-pub fn print(checks: &[Check]) {
-    eprint!("{}", render(checks));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

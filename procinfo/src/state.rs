@@ -50,16 +50,15 @@ impl Snapshot {
     }
 
     /// The talk's format: `uid [0]` then the rest indented.
-    fn print(&self, label: &str) {
+    fn render(&self, label: &str) -> String {
         let cwd = match &self.cwd {
             Ok(cwd) => format!("{cwd:?}"),
             Err(errno) => format!("unreachable: {errno}"),
         };
-        eprintln!("[{label}]");
-        eprintln!("uid [{}]", self.uid);
-        eprintln!("    hostname [{:?}]", self.hostname);
-        eprintln!("    pid [{}]", self.pid);
-        eprintln!("    cwd [{cwd}]");
+        format!(
+            "[{label}]\nuid [{}]\n    hostname [{:?}]\n    pid [{}]\n    cwd [{cwd}]\n",
+            self.uid, self.hostname, self.pid
+        )
     }
 }
 
@@ -80,7 +79,8 @@ pub fn before_isolation() -> Result<Host> {
         .hint("the steps read /proc/self to show their state: is /proc mounted?")?;
     let proc = OwnedFd::from(proc);
     let before = Snapshot::capture(&proc)?;
-    before.print("Before Isolation");
+    // One write(2) for the whole block: stderr is unbuffered.
+    eprint!("{}", before.render("Before Isolation"));
     Ok(Host { proc, before })
 }
 
@@ -89,7 +89,6 @@ impl Host {
     /// followed by the container checklist comparing it with the host.
     pub fn after_isolation(&self) -> Result<()> {
         let now = Snapshot::capture(&self.proc)?;
-        now.print("After Isolation");
         let facts = Facts {
             uid: now.uid,
             uid_map: self.read("self/uid_map")?,
@@ -105,7 +104,8 @@ impl Host {
                 .ok()
                 .and_then(|target| target.to_str()?.parse().ok()),
         };
-        checklist::print(&checklist::evaluate(&facts));
+        let checks = checklist::render(&checklist::evaluate(&facts));
+        eprint!("{}{checks}", now.render("After Isolation"));
         Ok(())
     }
 
