@@ -45,6 +45,14 @@ rootfs *ARGS:
     cargo build --quiet --release --package rootfs-fetch
     target/release/rootfs-fetch "$@"
 
+# Check that this machine can run the steps, and say how to fix what it cannot
+[no-exit-message]
+doctor:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    binary=$(just _build bento-doctor)
+    exec "$binary"
+
 # Time /bin/true in step 05 against util-linux `unshare` and a bare exec (needs hyperfine)
 bench:
     #!/usr/bin/env bash

@@ -38,13 +38,7 @@ pub fn command() -> Result<Vec<CString>> {
 /// failed mount halfway through isolation: it must be a directory, and when the command
 /// is a path (like the default `/bin/sh`) that path must exist inside it.
 pub fn rootfs(command: &[CString]) -> Result<PathBuf> {
-    let (path, origin) = match std::env::var_os("BENTO_ROOTFS") {
-        Some(path) if path.is_empty() => {
-            return Err(anyhow::anyhow!("BENTO_ROOTFS is set but empty")).hint(ROOTFS_HINT);
-        }
-        Some(path) => (PathBuf::from(path), "BENTO_ROOTFS"),
-        None => (PathBuf::from(DEFAULT_ROOTFS), "the default rootfs"),
-    };
+    let (path, origin) = rootfs_location()?;
     let shown = display(&path);
     let metadata = std::fs::metadata(&path)
         .with_context(|| format!("no root filesystem at {shown} ({origin})"))
@@ -80,6 +74,18 @@ pub fn rootfs(command: &[CString]) -> Result<PathBuf> {
         }
     }
     Ok(path)
+}
+
+/// Where the root filesystem should be, and what says so: `$BENTO_ROOTFS`, or `rootfs/` at
+/// the top of the repository.
+pub fn rootfs_location() -> Result<(PathBuf, &'static str)> {
+    match std::env::var_os("BENTO_ROOTFS") {
+        Some(path) if path.is_empty() => {
+            Err(anyhow::anyhow!("BENTO_ROOTFS is set but empty")).hint(ROOTFS_HINT)
+        }
+        Some(path) => Ok((PathBuf::from(path), "BENTO_ROOTFS")),
+        None => Ok((clean(Path::new(DEFAULT_ROOTFS)), "the default rootfs")),
+    }
 }
 
 /// A path as people would type it: relative to the current directory when it is inside it.

@@ -21,22 +21,40 @@ pub enum UsernsBlock {
 }
 
 impl UsernsBlock {
-    /// The setting, and the command that lifts it until the next reboot.
-    pub fn explain(&self) -> (&'static str, &'static str) {
+    /// What the setting does, in words.
+    pub fn why(&self) -> &'static str {
         match self {
-            UsernsBlock::AppArmor => (
-                "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)",
-                "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
-            ),
-            UsernsBlock::DebianSysctl => (
-                "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)",
-                "sudo sysctl -w kernel.unprivileged_userns_clone=1",
-            ),
-            UsernsBlock::MaxZero => (
-                "no user namespaces may be created (user.max_user_namespaces = 0)",
-                "sudo sysctl -w user.max_user_namespaces=15000",
-            ),
+            UsernsBlock::AppArmor => {
+                "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)"
+            }
+            UsernsBlock::DebianSysctl => {
+                "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)"
+            }
+            UsernsBlock::MaxZero => {
+                "no user namespaces may be created (user.max_user_namespaces = 0)"
+            }
         }
+    }
+
+    /// The sysctl setting and the value that allows rootless containers.
+    pub fn allowing_setting(&self) -> (&'static str, &'static str) {
+        match self {
+            UsernsBlock::AppArmor => ("kernel.apparmor_restrict_unprivileged_userns", "0"),
+            UsernsBlock::DebianSysctl => ("kernel.unprivileged_userns_clone", "1"),
+            UsernsBlock::MaxZero => ("user.max_user_namespaces", "15000"),
+        }
+    }
+
+    /// The command that lifts the block until the next reboot.
+    pub fn fix(&self) -> String {
+        let (name, value) = self.allowing_setting();
+        format!("sudo sysctl -w {name}={value}")
+    }
+
+    /// The command that lifts it for good.
+    pub fn fix_for_good(&self) -> String {
+        let (name, value) = self.allowing_setting();
+        format!("echo '{name} = {value}' | sudo tee /etc/sysctl.d/60-bento-userns.conf")
     }
 }
 
@@ -81,10 +99,11 @@ impl Sysctls {
 /// The hint for a failed `unshare(CLONE_NEWUSER)`: the setting that blocks it, if one does.
 pub fn user_namespace_hint() -> String {
     match Sysctls::host().userns_block() {
-        Some(block) => {
-            let (why, fix) = block.explain();
-            format!("{why}.\nFix: `{fix}` (`just doctor` shows how to make it permanent)")
-        }
+        Some(block) => format!(
+            "{}.\nFix: `{}` (`just doctor` shows how to make it permanent)",
+            block.why(),
+            block.fix()
+        ),
         None => "this host does not allow unprivileged user namespaces (inside Docker or WSL1?): run `just doctor`".into(),
     }
 }

@@ -21,7 +21,7 @@ pub mod host;
 mod signals;
 mod state;
 
-pub use args::{command, rootfs};
+pub use args::{command, rootfs, rootfs_location};
 pub use errors::{EXIT_SETUP_FAILED, Hint, exec_error, exit_code, run};
 pub use host::user_namespace_hint;
 pub use signals::{GRACE_SECONDS, forward_signals};

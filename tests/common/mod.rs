@@ -107,7 +107,7 @@ pub fn fixture() -> &'static Fixture {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
                 .expect("make the fixture world-readable");
         }
-        for name in STEPS.iter().chain(&["rootfs-fetch"]) {
+        for name in STEPS.iter().chain(&["rootfs-fetch", "bento-doctor"]) {
             std::fs::copy(built(name), bin.join(name)).expect("copy a binary into the fixture");
         }
         let rootfs = dir.join("rootfs");

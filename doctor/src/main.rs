@@ -1,0 +1,429 @@
+//! `just doctor`: can this machine run the Bento workshop? One line per check, with the fix
+//! for each problem; exits non-zero when a step cannot work.
+
+mod probe;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Result;
+use clap::Parser;
+use procinfo::host::{Sysctls, UsernsBlock};
+
+use probe::{Probe, Stage};
+
+/// Check that this machine can run the workshop's rootless containers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Read the host's files (proc/sys, proc/self/mountinfo, .dockerenv…) below this
+    /// directory instead of / (for tests)
+    #[arg(long, hide = true, default_value = "/")]
+    host_root: PathBuf,
+    /// Do not try a container; assume this outcome: ok, or STAGE:ERRNO such as
+    /// userns:EPERM (for tests)
+    #[arg(long, hide = true)]
+    assume_probe: Option<String>,
+    /// Assume this uid instead of ours (for tests)
+    #[arg(long, hide = true)]
+    assume_uid: Option<u32>,
+}
+
+/// Everything the diagnosis is based on.
+#[derive(Debug, Clone)]
+struct Observations {
+    osrelease: Option<String>,
+    sysctls: Sysctls,
+    uid: u32,
+    probe: Probe,
+    container: Option<&'static str>,
+    root_propagation: Option<&'static str>,
+    rootfs: Rootfs,
+    busybox: Option<PathBuf>,
+    presenterm: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Rootfs {
+    Ready(PathBuf),
+    Missing(PathBuf),
+    Unusable(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One line of the report, with what to do about it.
+#[derive(Debug, Clone)]
+struct Check {
+    status: Status,
+    name: &'static str,
+    detail: String,
+    fixes: Vec<String>,
+}
+
+fn check(status: Status, name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        status,
+        name,
+        detail: detail.into(),
+        fixes: Vec::new(),
+    }
+}
+
+impl Check {
+    fn fix(mut self, fix: impl Into<String>) -> Self {
+        self.fixes.push(fix.into());
+        self
+    }
+}
+
+fn main() {
+    procinfo::run(doctor)
+}
+
+fn doctor() -> Result<i32> {
+    let cli = Cli::parse();
+    let uid = cli
+        .assume_uid
+        .unwrap_or_else(|| nix::unistd::getuid().as_raw());
+    let probe = match &cli.assume_probe {
+        Some(text) => Probe::parse(text, uid).map_err(anyhow::Error::msg)?,
+        None => Probe::run(),
+    };
+    let observations = observe(&cli.host_root, uid, probe);
+    let checks = diagnose(&observations);
+    print!("{}", render(&checks));
+    Ok(if checks.iter().any(|c| c.status == Status::Fail) {
+        1
+    } else {
+        0
+    })
+}
+
+fn observe(root: &Path, uid: u32, probe: Probe) -> Observations {
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).ok();
+    let sysctls = Sysctls::at(root.join("proc/sys"));
+    let container = if root.join(".dockerenv").exists() {
+        Some("Docker")
+    } else if root.join("run/.containerenv").exists() {
+        Some("podman")
+    } else if read("proc/1/cgroup").is_some_and(|cgroup| {
+        ["docker", "kubepods", "containerd", "lxc"]
+            .iter()
+            .any(|word| cgroup.contains(word))
+    }) {
+        Some("a container")
+    } else {
+        None
+    };
+    Observations {
+        osrelease: sysctls.get("kernel/osrelease"),
+        sysctls,
+        uid,
+        probe,
+        container,
+        root_propagation: read("proc/self/mountinfo").and_then(|m| propagation_of_root(&m)),
+        rootfs: rootfs(),
+        busybox: rootfs_fetch::busybox::locate(None).ok(),
+        presenterm: Command::new("presenterm")
+            .arg("--version")
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string()),
+    }
+}
+
+/// The propagation of the mount at `/`, from a mountinfo (proc(5)): the optional fields
+/// between the mount options and the `-` say `shared:N` or `master:N`, or nothing.
+fn propagation_of_root(mountinfo: &str) -> Option<&'static str> {
+    let line = mountinfo
+        .lines()
+        .filter(|line| line.split_whitespace().nth(4) == Some("/"))
+        .last()?;
+    let optional: Vec<&str> = line
+        .split_whitespace()
+        .skip(6)
+        .take_while(|field| *field != "-")
+        .collect();
+    Some(if optional.iter().any(|f| f.starts_with("shared:")) {
+        "shared"
+    } else if optional.iter().any(|f| f.starts_with("master:")) {
+        "slave"
+    } else {
+        "private"
+    })
+}
+
+fn rootfs() -> Rootfs {
+    let (path, _) = match procinfo::rootfs_location() {
+        Ok(location) => location,
+        Err(error) => return Rootfs::Unusable(format!("{error:#}")),
+    };
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Rootfs::Missing(path);
+    }
+    match procinfo::rootfs(&[c"/bin/sh".into()]) {
+        Ok(path) => Rootfs::Ready(path),
+        Err(error) => Rootfs::Unusable(format!("{error:#}")),
+    }
+}
+
+/// `(major, minor)` of a kernel release such as `6.8.0-45-generic`.
+fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+fn diagnose(o: &Observations) -> Vec<Check> {
+    let release = o.osrelease.clone().unwrap_or_default();
+    let wsl1 = release.contains("Microsoft");
+    let wsl2 = release.to_lowercase().contains("microsoft") && !wsl1;
+    let mut checks = Vec::new();
+
+    checks.push(match kernel_version(&release) {
+        None => check(
+            Status::Fail,
+            "Linux kernel",
+            "cannot read the kernel version",
+        )
+        .fix("the workshop needs Linux: on macOS or Windows, use a Linux VM or WSL2"),
+        Some(version) if version < (3, 8) => check(
+            Status::Fail,
+            "Linux kernel",
+            format!("{release}: too old for unprivileged user namespaces (3.8+)"),
+        )
+        .fix("use a current distribution"),
+        Some(version) if version < (5, 11) => check(
+            Status::Warn,
+            "Linux kernel",
+            format!("{release}: steps 00-05 work; rootless overlayfs needs 5.11+"),
+        ),
+        Some(_) => check(Status::Ok, "Linux kernel", release.clone()),
+    });
+
+    checks.push(if wsl1 {
+        check(
+            Status::Fail,
+            "WSL",
+            "WSL1 translates system calls and has no namespaces",
+        )
+        .fix("convert the distribution to WSL2, in PowerShell: wsl --set-version <distro> 2")
+    } else if wsl2 {
+        check(
+            Status::Ok,
+            "WSL",
+            "WSL2: a real Linux kernel, everything works",
+        )
+    } else {
+        check(Status::Ok, "WSL", "not WSL")
+    });
+
+    let probe_failed = o.probe.outcome.is_err();
+    checks.push(match o.container {
+        None => check(Status::Ok, "Container", "not inside a container"),
+        Some(kind) if probe_failed => check(
+            Status::Warn,
+            "Container",
+            format!("inside {kind}, which keeps its processes from creating namespaces"),
+        )
+        .fix("run the workshop on the host or in a VM, or start the container with --privileged"),
+        Some(kind) => check(
+            Status::Ok,
+            "Container",
+            format!("inside {kind}, but it allows what the steps need"),
+        ),
+    });
+
+    checks.push(if o.uid == 0 {
+        check(
+            Status::Warn,
+            "Running as",
+            "root: the steps are meant to run as an ordinary user (rootless)",
+        )
+        .fix("run `just step N` without sudo; `just test` drops to uid 65534 by itself")
+    } else {
+        check(
+            Status::Ok,
+            "Running as",
+            format!("uid {}, an ordinary user", o.uid),
+        )
+    });
+
+    checks.push(user_namespaces(o, wsl1));
+
+    checks.push(match o.probe.outcome {
+        Ok(()) => check(
+            Status::Ok,
+            "Mounting /proc",
+            "mounted a fresh procfs as PID 1 of a new PID namespace (tried)",
+        ),
+        Err((Stage::ProcMount, errno)) => check(
+            Status::Fail,
+            "Mounting /proc",
+            format!("refused ({errno}): step 05 cannot work"),
+        )
+        .fix(
+            "the kernel refuses a new procfs where /proc is partly hidden, as in Docker: \
+             run on the host, or in a container started with --privileged",
+        ),
+        Err(_) => check(
+            Status::Warn,
+            "Mounting /proc",
+            "not tried: it needs a user namespace first",
+        ),
+    });
+
+    checks.push(match o.root_propagation {
+        Some("shared") => check(
+            Status::Ok,
+            "/ propagation",
+            "shared (the systemd default): fine, step 04 makes its mounts private first",
+        ),
+        Some(kind) => check(Status::Ok, "/ propagation", kind),
+        None => check(
+            Status::Warn,
+            "/ propagation",
+            "unknown: cannot read /proc/self/mountinfo",
+        ),
+    });
+
+    checks.push(match &o.rootfs {
+        Rootfs::Ready(path) => check(
+            Status::Ok,
+            "Root filesystem",
+            format!("{} (has /bin/sh)", path.display()),
+        ),
+        Rootfs::Missing(path) => check(
+            Status::Warn,
+            "Root filesystem",
+            format!("{} is not built yet (steps 04-05 need it)", path.display()),
+        )
+        .fix("just rootfs (or just step 4, which builds it the first time)"),
+        Rootfs::Unusable(why) => check(Status::Fail, "Root filesystem", why.clone())
+            .fix("just rootfs --force rebuilds it"),
+    });
+
+    checks.push(match &o.busybox {
+        Some(path) => check(Status::Ok, "Static busybox", path.display().to_string()),
+        None => check(
+            Status::Warn,
+            "Static busybox",
+            "none: the offline rootfs is made from one",
+        )
+        .fix("sudo apt install busybox-static (Debian, Ubuntu)"),
+    });
+
+    checks.push(match &o.presenterm {
+        Some(version) => check(Status::Ok, "presenterm", version.clone()),
+        None => check(
+            Status::Warn,
+            "presenterm",
+            "not installed: only `just slides` needs it",
+        )
+        .fix("cargo install --locked presenterm"),
+    });
+    checks
+}
+
+fn user_namespaces(o: &Observations, wsl1: bool) -> Check {
+    let name = "User namespaces";
+    let (stage, errno) = match o.probe.outcome {
+        Ok(()) => {
+            return check(
+                Status::Ok,
+                name,
+                format!(
+                    "created one and mapped uid 0 to uid {} (tried in a child process)",
+                    o.probe.uid
+                ),
+            );
+        }
+        Err((Stage::ProcMount, _)) => {
+            return check(
+                Status::Ok,
+                name,
+                format!("created one as uid {} (tried)", o.probe.uid),
+            );
+        }
+        Err(failure) => failure,
+    };
+    let failed = check(
+        Status::Fail,
+        name,
+        format!(
+            "{} failed: {errno} (tried as uid {})",
+            stage.call(),
+            o.probe.uid
+        ),
+    );
+    match o.sysctls.userns_block() {
+        Some(block) => failed
+            .fix(format!("cause: {}", block.why()))
+            .fix(format!("fix until reboot: {}", block.fix()))
+            .fix(format!("fix for good: {}", block.fix_for_good()))
+            .fix(if block == UsernsBlock::AppArmor {
+                "(Ubuntu 23.10+ restricts them on purpose; see the README's troubleshooting)"
+            } else {
+                "(this lets every user create user namespaces: that is what rootless needs)"
+            }),
+        None if wsl1 => failed.fix("cause: WSL1 (see the WSL line)"),
+        None if o.container.is_some() => failed.fix(
+            "cause: the container's seccomp profile blocks unshare: \
+             run on the host, or start the container with --privileged",
+        ),
+        None => failed.fix(format!(
+            "cause unknown: no sysctl forbids it; search for \"{errno}\" in unshare(2) and user_namespaces(7)"
+        )),
+    }
+}
+
+fn render(checks: &[Check]) -> String {
+    let mut out = String::from("just doctor: can this machine run the Bento workshop?\n");
+    for check in checks {
+        let mark = match check.status {
+            Status::Ok => "✅",
+            Status::Warn => "⚠️",
+            Status::Fail => "❌",
+        };
+        out.push_str(&format!("  {mark} {:<17}{}\n", check.name, check.detail));
+        for fix in &check.fixes {
+            out.push_str(&format!("       {fix}\n"));
+        }
+    }
+    let failures = checks.iter().filter(|c| c.status == Status::Fail).count();
+    out.push_str(&match failures {
+        0 => "All set: the steps can run here. Start with `just step 0`.\n".to_string(),
+        1 => "1 problem: the steps cannot run until it is fixed.\n".to_string(),
+        n => format!("{n} problems: the steps cannot run until they are fixed.\n"),
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_propagation_is_read_from_mountinfo() {
+        let shared = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n";
+        assert_eq!(propagation_of_root(shared), Some("shared"));
+        let private = "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n";
+        assert_eq!(propagation_of_root(private), Some("private"));
+        let slave = "22 1 8:1 / / rw master:3 - ext4 /dev/sda1 rw\n";
+        assert_eq!(propagation_of_root(slave), Some("slave"));
+        assert_eq!(propagation_of_root(""), None);
+    }
+
+    #[test]
+    fn kernel_versions() {
+        assert_eq!(kernel_version("6.8.0-45-generic"), Some((6, 8)));
+        assert_eq!(kernel_version("4.4.0-19041-Microsoft"), Some((4, 4)));
+        assert_eq!(kernel_version(""), None);
+    }
+}
