@@ -175,13 +175,15 @@ fn a_missing_command_exits_127_with_a_clear_message() {
     for n in RUNNABLE {
         let run = step(n, &["no-such-command-here"]).run();
         run.assert_code(127);
-        assert!(
-            run.stderr
-                .contains("error: no-such-command-here: command not found"),
-            "{}",
-            run.stderr
+        assert_eq!(
+            run.error(),
+            format!(
+                "{}: error: no-such-command-here: command not found\n  \
+                 hint: check the name; from step 04 on, the command must exist inside the root \
+                 filesystem (try `ls /bin`)\n",
+                STEPS[n]
+            )
         );
-        assert!(run.stderr.contains("hint:"), "{}", run.stderr);
     }
 }
 
@@ -190,28 +192,28 @@ fn a_command_that_is_not_executable_exits_126() {
     for n in RUNNABLE {
         let run = step(n, &["/etc/passwd"]).run();
         run.assert_code(126);
-        assert!(
-            run.stderr
-                .contains("error: /etc/passwd: cannot execute: Permission denied"),
-            "{}",
-            run.stderr
+        assert_eq!(
+            run.error(),
+            format!(
+                "{}: error: /etc/passwd: cannot execute: Permission denied\n  \
+                 hint: the file is not executable (or a directory on its path is not searchable)\n",
+                STEPS[n]
+            )
         );
     }
 }
 
 #[test]
-fn an_empty_command_is_refused() {
-    for n in 0..STEPS.len() {
+fn an_empty_command_is_refused_before_anything_happens() {
+    for (n, name) in STEPS.iter().enumerate() {
         let run = step(n, &[""]).run();
         run.assert_code(125);
-        assert!(
-            run.stderr.contains("error: the command is empty"),
-            "{}",
-            run.stderr
-        );
-        assert!(
-            !run.stderr.contains("[Before Isolation]"),
-            "checked before anything"
+        assert_eq!(
+            run.stderr,
+            format!(
+                "{name}: error: the command is empty\n  \
+                 hint: give a program to run, e.g. `just step 2 hostname`, or nothing for a shell\n"
+            )
         );
     }
 }
@@ -232,24 +234,61 @@ fn a_missing_rootfs_names_just_rootfs() {
                 STEPS[n]
             )
         );
+        let run = step(n, &["ls"]).env("BENTO_ROOTFS", "").run();
+        run.assert_code(125);
+        assert_eq!(
+            run.stderr,
+            format!(
+                "{}: error: BENTO_ROOTFS is set but empty\n  \
+                 hint: run `just rootfs` to build one, or point BENTO_ROOTFS at one\n",
+                STEPS[n]
+            )
+        );
     }
 }
 
 #[test]
-fn a_rootfs_that_is_a_file_or_has_no_shell_is_refused() {
+fn a_rootfs_that_is_a_file_is_refused() {
     let file = fixture().dir.join("not-a-directory");
     std::fs::write(&file, "").unwrap();
     let run = step(5, &["ls"]).env("BENTO_ROOTFS", &file).run();
     run.assert_code(125);
-    assert!(run.stderr.contains("is not a directory"), "{}", run.stderr);
-    assert!(run.stderr.contains("just rootfs"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr,
+        "step-05-procfs: error: not-a-directory (BENTO_ROOTFS) is not a directory, so it cannot be \
+         a root filesystem\n  \
+         hint: run `just rootfs` to build one, or point BENTO_ROOTFS at one\n"
+    );
+}
 
+#[test]
+fn a_rootfs_without_the_command_is_refused() {
     let empty = fixture().dir.join("empty-rootfs");
     std::fs::create_dir_all(&empty).unwrap();
+    // The default command, /bin/sh.
     let run = step(4, &[]).env("BENTO_ROOTFS", &empty).run();
     run.assert_code(125);
-    assert!(run.stderr.contains("has no /bin/sh"), "{}", run.stderr);
-    assert!(run.stderr.contains("just rootfs"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr,
+        "step-04-mount: error: the root filesystem empty-rootfs has no /bin/sh\n  \
+         hint: empty-rootfs does not look like a root filesystem: run `just rootfs` to build \
+         one, or point BENTO_ROOTFS at one\n"
+    );
+    // Another command given by its path.
+    let run = step(5, &["/bin/nope"]).run();
+    run.assert_code(125);
+    assert_eq!(
+        run.stderr,
+        "step-05-procfs: error: the root filesystem rootfs has no /bin/nope\n  \
+         hint: the command must exist inside the container: try `ls rootfs`\n"
+    );
+    // A command looked up on PATH, inside the container.
+    let run = step(5, &["nope"]).run();
+    run.assert_code(127);
+    assert!(
+        run.error()
+            .starts_with("step-05-procfs: error: nope: command not found\n")
+    );
 }
 
 #[test]

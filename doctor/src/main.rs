@@ -144,8 +144,7 @@ fn observe(root: &Path, uid: u32, probe: Probe) -> Observations {
 fn propagation_of_root(mountinfo: &str) -> Option<&'static str> {
     let line = mountinfo
         .lines()
-        .filter(|line| line.split_whitespace().nth(4) == Some("/"))
-        .last()?;
+        .rfind(|line| line.split_whitespace().nth(4) == Some("/"))?;
     let optional: Vec<&str> = line
         .split_whitespace()
         .skip(6)

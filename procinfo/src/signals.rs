@@ -61,6 +61,9 @@ extern "C" fn kill_child(_: libc::c_int) {
 /// Makes this process forward SIGINT, SIGTERM, SIGHUP and SIGQUIT to `child`, with a
 /// SIGKILL after [`GRACE_SECONDS`] if the child is still there. Call it in the parent right
 /// after `fork`; `waitpid` then returns the child's status as usual (SA_RESTART).
+///
+/// A signal that arrives in the microseconds between `fork` and this call still kills the
+/// step the default way; the child's PR_SET_PDEATHSIG then takes the container with it.
 pub fn forward_signals(child: Pid) -> Result<()> {
     CHILD.store(child.as_raw(), Ordering::SeqCst);
     let flags = SaFlags::SA_RESTART | SaFlags::SA_SIGINFO;

@@ -107,7 +107,10 @@ pub fn fixture() -> &'static Fixture {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
                 .expect("make the fixture world-readable");
         }
-        for name in STEPS.iter().chain(&["rootfs-fetch", "bento-doctor"]) {
+        for name in STEPS
+            .iter()
+            .chain(&["rootfs-fetch", "bento-doctor", "deny-unshare"])
+        {
             std::fs::copy(built(name), bin.join(name)).expect("copy a binary into the fixture");
         }
         let rootfs = dir.join("rootfs");
@@ -225,19 +228,40 @@ impl StepCommand {
         self
     }
 
+    /// Runs the command through another program first, e.g. `deny-unshare`.
+    pub fn wrapped_in(mut self, wrapper: &Path) -> Self {
+        let mut command = Command::new(wrapper);
+        command.arg(self.command.get_program());
+        command.args(self.command.get_args());
+        for (key, value) in self.command.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command
+            .current_dir(&fixture().dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.command = command;
+        self
+    }
+
+    /// Starts the step, as an unprivileged user unless [`Self::run_as_real_root`].
+    pub fn spawn(&mut self) -> std::process::Child {
+        if !self.as_root && running_as_root() {
+            self.command.uid(NOBODY).gid(NOBODY);
+        }
+        self.command.spawn().expect("start the step")
+    }
+
     /// Runs the step, as an unprivileged user unless [`Self::run_as_real_root`], and checks the
     /// host's hostname is unchanged afterwards.
     pub fn run(mut self) -> Run {
-        let uid = if self.as_root {
-            0
-        } else {
-            if running_as_root() {
-                self.command.uid(NOBODY).gid(NOBODY);
-            }
-            step_uid()
-        };
+        let uid = if self.as_root { 0 } else { step_uid() };
         let before = hostname();
-        let child = self.command.spawn().expect("start the step");
+        let child = self.spawn();
         let pid = child.id();
         let output = child.wait_with_output().expect("wait for the step");
         assert_eq!(
@@ -294,6 +318,15 @@ impl Run {
         settings.add_filter(&format!(r#""{}""#, escape(&host)), "\"<host-hostname>\"");
         settings.add_filter(&format!(r"(?m)^{}$", escape(&host)), "<host-hostname>");
         settings
+    }
+
+    /// What the step printed from its `NAME: error:` line on (the error and its hint).
+    pub fn error(&self) -> &str {
+        let start = format!("{}: error: ", self.name);
+        match self.stderr.find(&start) {
+            Some(at) => &self.stderr[at..],
+            None => panic!("{} printed no error:\n{}", self.name, self.report()),
+        }
     }
 
     /// Asserts the exit status.
