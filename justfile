@@ -23,7 +23,7 @@ step N *COMMAND:
         echo "just step: no rootfs/ yet, building it first (just rootfs)" >&2
         just rootfs >&2
     fi
-    binary=$(just _build "$name")
+    binary="$(just _build "$name")/$name"
     exec "$binary" "$@"
 
 # Show what step B adds to step A: `just diff 2 3` (or `just diff 3`, the same)
@@ -45,12 +45,53 @@ rootfs *ARGS:
     cargo build --quiet --release --package rootfs-fetch
     target/release/rootfs-fetch "$@"
 
+# Present the talk with presenterm; its bash snippets run the real steps (ctrl+e)
+[no-exit-message]
+slides:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    just _need-presenterm
+    just _prepare-talk
+    exec presenterm --config-file slides/config.yaml --enable-snippet-execution slides/bento.md
+
+# Export the talk with every snippet's real output: slides/handout.html (and .pdf with weasyprint)
+[no-exit-message]
+handout OUTPUT="slides/handout.html":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    html="$1"
+    pdf="${html%.html}.pdf"
+    just _need-presenterm
+    just _prepare-talk
+    run=(presenterm --config-file slides/config.yaml --enable-snippet-execution)
+    if [[ $(id -u) == 0 ]]; then
+        # Show what a learner sees: run the snippets as uid 1000, in a user namespace.
+        run=(unshare --user --map-user=1000 --map-group=1000 "${run[@]}")
+    fi
+    "${run[@]}" --export-html --output "$html" slides/bento.md >/dev/null
+    echo "just handout: wrote $html"
+    if command -v weasyprint >/dev/null; then
+        "${run[@]}" --export-pdf --output "$pdf" slides/bento.md >/dev/null
+        echo "just handout: wrote $pdf"
+    else
+        echo "just handout: no PDF (it needs weasyprint: pip install weasyprint)"
+    fi
+
+[private]
+[no-exit-message]
+_need-presenterm:
+    #!/usr/bin/env bash
+    if ! command -v presenterm >/dev/null; then
+        echo "error: the slides need presenterm 0.16+: cargo install --locked presenterm" >&2
+        exit 1
+    fi
+
 # Check that this machine can run the steps, and say how to fix what it cannot
 [no-exit-message]
 doctor:
     #!/usr/bin/env bash
     set -euo pipefail
-    binary=$(just _build bento-doctor)
+    binary="$(just _build bento-doctor)/bento-doctor"
     exec "$binary"
 
 # Time /bin/true in step 05 against util-linux `unshare` and a bare exec (needs hyperfine)
@@ -62,7 +103,7 @@ bench:
         exit 1
     fi
     [[ -d rootfs ]] || just rootfs
-    binary=$(just _build step-05-procfs)
+    binary="$(just _build step-05-procfs)/step-05-procfs"
     # Run as an ordinary user: as root, as nobody, from copies that nobody can reach.
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
@@ -95,6 +136,7 @@ test:
     cargo clippy --quiet --workspace --all-targets -- --deny warnings
     just _check-workflow
     cargo build --quiet --workspace
+    just _build-steps
     INSTA_UPDATE=no cargo test --quiet --workspace
 
 # Validate the GitHub workflow template against its schema (check-jsonschema, from PyPI)
@@ -111,11 +153,11 @@ _check-workflow:
         echo "SKIPPED: .github/workflows/ci.yml not validated (pip install check-jsonschema)" >&2
     fi
 
-# Build a package's binary for speed (release; static when glibc's libc.a is there, which
-# spares the dynamic loader: about 0.5 ms per start) and print its path
+# Build packages for speed and print the directory of their binaries: release, and static
+# when glibc's libc.a is there (no dynamic loader: about 0.5 ms less per start)
 [private]
 [no-exit-message]
-_build PACKAGE:
+_build +PACKAGES:
     #!/usr/bin/env bash
     set -euo pipefail
     # What to build for, worked out once (rustc -vV alone takes ~30 ms through rustup).
@@ -130,14 +172,30 @@ _build PACKAGE:
         echo "$triple $static" > "$cache"
     fi
     read -r triple static < "$cache"
+    packages=()
+    for package in "$@"; do packages+=(--package "$package"); done
     if [[ "$static" == yes ]]; then
         RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-            cargo build --quiet --release --target "$triple" --package "$1"
-        echo "target/$triple/release/$1"
+            cargo build --quiet --release --target "$triple" "${packages[@]}"
+        echo "target/$triple/release"
     else
-        cargo build --quiet --release --package "$1"
-        echo "target/release/$1"
+        cargo build --quiet --release "${packages[@]}"
+        echo "target/release"
     fi
+
+# Build every step and the rootfs before a talk, so that nothing compiles or downloads on stage
+[private]
+[no-exit-message]
+_prepare-talk:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    just _build-steps
+    [[ -n "${BENTO_ROOTFS:-}" || -d rootfs ]] || just rootfs
+
+# Build every step for `just step` (the slides' snippets run them)
+[private]
+_build-steps:
+    @just _build $(cd steps && for step in */; do echo "step-${step%/}"; done) >/dev/null
 
 # The directory of step N (`4` or `04`), or an error listing the steps
 [private]

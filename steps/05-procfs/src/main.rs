@@ -117,7 +117,7 @@ fn container() -> Result<i32> {
                 None::<&str>,
             )
             .context("cannot mount proc on /proc")
-            .hint("the root filesystem needs an empty /proc directory (`just rootfs` makes one)")?;
+            .hint("the rootfs needs an empty /proc directory (`just rootfs` makes one)")?;
 
             host.after_isolation()?;
             // execvp(3): find the command on PATH and replace this process with it
