@@ -9,7 +9,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list --unsorted
 
-# Run step N (0-5) with an optional command: `just step 4 ls /` (default: a shell)
+# Run step N (0-8) with an optional command: `just step 4 ls /` (default: a shell)
 [no-exit-message]
 step N *COMMAND:
     #!/usr/bin/env bash
@@ -25,6 +25,24 @@ step N *COMMAND:
     fi
     binary="$(just _build "$name")/$name"
     exec "$binary" "$@"
+
+# Try the classic chroot escape as root inside step N: step 05 lets it out, step 06 does not
+[no-exit-message]
+breakout N FILE="/etc/os-release":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    just _step-dir "$1" >/dev/null
+    dir=$(just _build step-06-pivot-root)
+    if [[ "$dir" == target/release ]]; then
+        echo "error: the breakout probe must be a static binary, and this machine cannot link one" >&2
+        echo "  hint: install the C library's static archive (libc.a: glibc-static, libc6-dev)" >&2
+        exit 1
+    fi
+    rootfs="${BENTO_ROOTFS:-rootfs}"
+    [[ -d "$rootfs" ]] || just rootfs
+    # Put the probe inside the container's filesystem, where it will run.
+    install -m 755 "$dir/breakout" "$rootfs/bin/breakout"
+    exec just step "$1" /bin/breakout "$2"
 
 # Show what step B adds to step A: `just diff 2 3` (or `just diff 3`, the same)
 [no-exit-message]

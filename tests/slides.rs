@@ -112,7 +112,10 @@ fn file_snippets_show_the_code_they_claim() {
 fn every_step_has_its_code_and_a_live_run() {
     let deck = deck();
     let blocks = blocks(&deck);
-    for n in 0..6 {
+    let steps = std::fs::read_dir(workspace().join("steps"))
+        .unwrap()
+        .count();
+    for n in 0..steps {
         let dir = std::fs::read_dir(workspace().join("steps"))
             .unwrap()
             .flatten()
@@ -125,9 +128,9 @@ fn every_step_has_its_code_and_a_live_run() {
             "no slide shows the code of step {dir}"
         );
         assert!(
-            blocks
-                .iter()
-                .any(|b| b.info == "bash +exec" && b.body.starts_with(&format!("just step {n} "))),
+            blocks.iter().any(|b| b.info == "bash +exec"
+                && (b.body.starts_with(&format!("just step {n} "))
+                    || b.body.starts_with(&format!("just breakout {n}")))),
             "no slide runs step {n}"
         );
     }
@@ -191,13 +194,22 @@ fn the_handout_runs_every_snippet_and_every_slide_fits() {
     }
     let out = tempfile::tempdir().unwrap();
     let html_path = out.path().join("handout.html");
+    // A rootfs of our own: `just handout` may run the snippets in a user namespace as uid
+    // 1000 (when we are root), and `just breakout` copies its probe into the rootfs.
+    let rootfs = out.path().join("rootfs");
+    let fetched = Command::new(common::built("rootfs-fetch"))
+        .arg("busybox:")
+        .arg(&rootfs)
+        .output()
+        .expect("run rootfs-fetch");
+    assert!(fetched.status.success(), "{fetched:?}");
     // `just handout` builds the steps, then exports with every snippet run for real (as a
     // learner: uid 1000 in a user namespace when we are root).
     let output = Command::new("just")
         .arg("handout")
         .arg(&html_path)
         .current_dir(workspace())
-        .env("BENTO_ROOTFS", &common::fixture().rootfs)
+        .env("BENTO_ROOTFS", &rootfs)
         .output()
         .expect("run just handout");
     assert!(

@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use common::{NOBODY, STEPS, fixture, running_as_root, step, step_uid};
 use predicates::prelude::*;
 
@@ -144,10 +146,140 @@ fn step_05_default_command_is_a_shell_in_the_container() {
         .stdout(predicate::str::contains("pid=1 uid=0 host=my-container"));
 }
 
+// ---- step 06: pivot_root, and the chroot escape it closes -------------------------------
+
+/// Runs the breakout probe in step `n`, aiming at a file of the host outside the rootfs.
+fn breakout(n: usize) -> Option<common::Run> {
+    if !fixture().has_breakout {
+        eprintln!("SKIPPED: the breakout probe must be static, and this machine cannot link it");
+        assert!(std::env::var_os("CI").is_none(), "CI must run the breakout");
+        return None;
+    }
+    let secret = fixture().dir.join(common::HOST_SECRET);
+    Some(step(n, &["/bin/breakout", &secret.to_string_lossy()]).run())
+}
+
+#[test]
+fn step_05_chroot_lets_root_escape() {
+    let Some(run) = breakout(5) else { return };
+    run.assert_code(0);
+    assert!(run.stdout.starts_with("ESCAPED"), "{}", run.stdout);
+    assert_run_snapshot!("step_05_breakout", run);
+}
+
+#[test]
+fn step_06_pivot_root_keeps_root_inside() {
+    let Some(run) = breakout(6) else { return };
+    run.assert_code(0);
+    assert!(run.stdout.starts_with("contained"), "{}", run.stdout);
+    assert_run_snapshot!("step_06_breakout", run);
+}
+
+#[test]
+fn step_06_is_still_a_complete_container() {
+    let run = step(6, &["ps"]).run();
+    run.assert_code(0);
+    assert!(run.stderr.contains("  ✅ Own /proc"), "{}", run.stderr);
+    assert_eq!(run.stdout, "PID   USER     COMMAND\n    1 root     ps\n");
+}
+
+// ---- step 07: overlay ---------------------------------------------------------------------
+
+/// Every file of the rootfs with its contents (None for directories and links).
+fn rootfs_contents() -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Option<Vec<u8>>)>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let kind = entry.file_type().unwrap();
+            out.push((
+                path.clone(),
+                kind.is_file().then(|| std::fs::read(&path).unwrap()),
+            ));
+            if kind.is_dir() {
+                walk(&path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&fixture().rootfs, &mut out);
+    out.sort();
+    out
+}
+
+/// The scratch directory of a run of step 07, in the steps' TMPDIR.
+fn scratch_of(run: &common::Run) -> PathBuf {
+    fixture().tmp.join(format!("bento-07-overlay-{}", run.pid))
+}
+
+#[test]
+fn step_07_writes_land_in_the_upper_layer_never_in_the_rootfs() {
+    let before = rootfs_contents();
+    let script = "echo hi > /tmp/hello; echo more >> /etc/passwd; rm /etc/group; \
+                  rm -rf /home; mkdir /home; cat /tmp/hello; tail -n 1 /etc/passwd; ls /etc";
+    let run = step(7, &["sh", "-c", script]).run();
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout, "hi\nmore\npasswd\n",
+        "inside, the changes are real"
+    );
+    assert_eq!(rootfs_contents(), before, "the rootfs is untouched");
+    assert_run_snapshot!("step_07_changes", run);
+}
+
+#[test]
+fn step_07_removes_its_layers_however_the_container_ends() {
+    for args in [
+        &["true"][..],
+        &["sh", "-c", "touch /tmp/x; exit 3"],
+        &["no-such-command"],
+        &["sh", "-c", "kill -9 $$"],
+    ] {
+        let run = step(7, args).run();
+        assert!(!scratch_of(&run).exists(), "left behind after {args:?}");
+    }
+}
+
+// ---- step 08: network namespace ------------------------------------------------------------
+
+#[test]
+fn step_08_has_only_loopback_and_it_is_up() {
+    let run = step(8, &["ip", "-o", "link"]).run();
+    run.assert_code(0);
+    let links: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(links.len(), 1, "{}", run.stdout);
+    assert!(
+        links[0].starts_with("1: lo: <LOOPBACK,UP,LOWER_UP>"),
+        "{}",
+        run.stdout
+    );
+    // The host's own interfaces are not there.
+    for host_link in std::fs::read_dir("/sys/class/net").unwrap().flatten() {
+        let name = host_link.file_name().to_string_lossy().into_owned();
+        if name != "lo" {
+            assert!(!run.stdout.contains(&name), "{name} is visible inside");
+        }
+    }
+    // The snapshot keeps what does not depend on the kernel version.
+    let run = step(8, &["sh", "-c", "ip -o link | cut -d ' ' -f 1-3"]).run();
+    run.assert_code(0);
+    assert_run_snapshot!("step_08_ip_link", run);
+}
+
+#[test]
+fn step_08_tcp_over_loopback_works_inside() {
+    // A listener and a client, both in the container (no `&`: there is no /dev/null).
+    let script = "(sleep 0.3; echo hello over 127.0.0.1 | nc 127.0.0.1 7777) | nc -l -p 7777";
+    let run = step(8, &["sh", "-c", script]).run();
+    run.assert_code(0);
+    assert_eq!(run.stdout, "hello over 127.0.0.1\n");
+    let run = step(8, &["sh", "-c", "cat /proc/net/dev | grep -c :"]).run();
+    assert_eq!(run.stdout, "1\n", "only lo in /proc/net/dev");
+}
+
 // ---- every step: exit status and bad input --------------------------------------------------
 
 /// The steps that can run a command as an unprivileged user (step 01 cannot).
-const RUNNABLE: [usize; 5] = [0, 2, 3, 4, 5];
+const RUNNABLE: [usize; 8] = [0, 2, 3, 4, 5, 6, 7, 8];
 
 #[test]
 fn every_step_exits_with_the_commands_status() {
@@ -220,7 +352,7 @@ fn an_empty_command_is_refused_before_anything_happens() {
 
 #[test]
 fn a_missing_rootfs_names_just_rootfs() {
-    for n in [4, 5] {
+    for (n, name) in STEPS.iter().enumerate().skip(4) {
         let run = step(n, &["ls"])
             .env("BENTO_ROOTFS", "/nonexistent/rootfs")
             .run();
@@ -228,10 +360,9 @@ fn a_missing_rootfs_names_just_rootfs() {
         assert_eq!(
             run.stderr,
             format!(
-                "{}: error: no root filesystem at /nonexistent/rootfs (BENTO_ROOTFS): \
+                "{name}: error: no root filesystem at /nonexistent/rootfs (BENTO_ROOTFS): \
                  No such file or directory (os error 2)\n  \
-                 hint: run `just rootfs` to build one, or point BENTO_ROOTFS at one\n",
-                STEPS[n]
+                 hint: run `just rootfs` to build one, or point BENTO_ROOTFS at one\n"
             )
         );
         let run = step(n, &["ls"]).env("BENTO_ROOTFS", "").run();
@@ -239,9 +370,8 @@ fn a_missing_rootfs_names_just_rootfs() {
         assert_eq!(
             run.stderr,
             format!(
-                "{}: error: BENTO_ROOTFS is set but empty\n  \
-                 hint: run `just rootfs` to build one, or point BENTO_ROOTFS at one\n",
-                STEPS[n]
+                "{name}: error: BENTO_ROOTFS is set but empty\n  \
+                 hint: run `just rootfs` to build one, or point BENTO_ROOTFS at one\n"
             )
         );
     }

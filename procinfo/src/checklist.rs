@@ -61,7 +61,7 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         (true, 0, Some(outside)) if outside != 0 => check(
             true,
             "Rootless",
-            format!("uid 0 inside, mapped to unprivileged uid {outside} (/proc/self/uid_map)"),
+            format!("uid 0 inside is unprivileged uid {outside} outside (uid_map)"),
         ),
         (true, 0, _) => check(
             false,
@@ -185,7 +185,7 @@ mod tests {
         assert_eq!(oks(&container()), [true; 5]);
         assert_eq!(
             checks[0].detail,
-            "uid 0 inside, mapped to unprivileged uid 1000 (/proc/self/uid_map)"
+            "uid 0 inside is unprivileged uid 1000 outside (uid_map)"
         );
     }
 

@@ -22,20 +22,30 @@ pub const NOBODY: u32 = 65534;
 pub const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
 /// The workshop's step binaries, by number.
-pub const STEPS: [&str; 6] = [
+pub const STEPS: [&str; 9] = [
     "step-00-baseline",
     "step-01-uts",
     "step-02-userns",
     "step-03-pid",
     "step-04-mount",
     "step-05-procfs",
+    "step-06-pivot-root",
+    "step-07-overlay",
+    "step-08-net",
 ];
 
-/// A world-readable directory holding copies of the binaries and a busybox rootfs.
+/// A file on the host, outside the rootfs, that the breakout probe tries to read.
+pub const HOST_SECRET: &str = "host-secret.txt";
+
+/// A world-readable directory holding copies of the binaries, a busybox rootfs that belongs
+/// to the user the steps run as (as a learner's own `rootfs/` does), and a TMPDIR for them.
 pub struct Fixture {
     pub dir: PathBuf,
     pub rootfs: PathBuf,
     pub bin: PathBuf,
+    pub tmp: PathBuf,
+    /// Whether the static breakout probe could be built and put in the rootfs's /bin.
+    pub has_breakout: bool,
 }
 
 /// The workspace's root directory.
@@ -124,8 +134,48 @@ pub fn fixture() -> &'static Fixture {
             "rootfs-fetch could not build the test rootfs (is busybox-static installed?):\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        Fixture { dir, rootfs, bin }
+        let has_breakout = match static_breakout() {
+            Some(probe) => {
+                std::fs::copy(probe, rootfs.join("bin/breakout")).expect("copy the probe");
+                true
+            }
+            None => false,
+        };
+        if running_as_root() {
+            chown_tree(&rootfs, NOBODY);
+        }
+        let tmp = dir.join("tmp");
+        std::fs::create_dir(&tmp).expect("create the fixture's tmp");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::fs::write(dir.join(HOST_SECRET), "the host's secret\n").unwrap();
+        Fixture {
+            dir,
+            rootfs,
+            bin,
+            tmp,
+            has_breakout,
+        }
     })
+}
+
+/// The static breakout probe that `just test` built (`just _build-steps`), if this machine
+/// can link static binaries.
+fn static_breakout() -> Option<PathBuf> {
+    let target = workspace().join("target");
+    let cache = std::fs::read_to_string(target.join(".bento-build-target")).ok()?;
+    let (triple, static_ok) = cache.trim().split_once(' ')?;
+    let probe = target.join(triple).join("release/breakout");
+    (static_ok == "yes" && probe.is_file()).then_some(probe)
+}
+
+/// `chown -R uid:uid`, without following symlinks.
+fn chown_tree(path: &Path, id: u32) {
+    std::os::unix::fs::lchown(path, Some(id), Some(id)).expect("chown the rootfs");
+    if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        for entry in std::fs::read_dir(path).unwrap().flatten() {
+            chown_tree(&entry.path(), id);
+        }
+    }
 }
 
 /// Removes fixtures of test runs that are no longer alive.
@@ -176,6 +226,7 @@ pub fn step(n: usize, args: &[&str]) -> StepCommand {
         // The test runner's PATH may hold directories that nobody (65534) cannot search,
         // such as /root/.cargo/bin, which turns "not found" into "permission denied".
         .env("PATH", SYSTEM_PATH)
+        .env("TMPDIR", &fixture.tmp)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -314,19 +365,26 @@ impl Run {
             &format!(r#""{}""#, escape(&self.cwd.to_string_lossy())),
             "\"<cwd>\"",
         );
+        settings.add_filter(&escape(&self.cwd.to_string_lossy()), "<cwd>");
         let host = hostname();
         settings.add_filter(&format!(r#""{}""#, escape(&host)), "\"<host-hostname>\"");
         settings.add_filter(&format!(r"(?m)^{}$", escape(&host)), "<host-hostname>");
         settings
     }
 
-    /// What the step printed from its `NAME: error:` line on (the error and its hint).
-    pub fn error(&self) -> &str {
+    /// The error the step printed: its `NAME: error:` line and the indented hint below.
+    pub fn error(&self) -> String {
         let start = format!("{}: error: ", self.name);
-        match self.stderr.find(&start) {
-            Some(at) => &self.stderr[at..],
-            None => panic!("{} printed no error:\n{}", self.name, self.report()),
+        let Some(at) = self.stderr.find(&start) else {
+            panic!("{} printed no error:\n{}", self.name, self.report())
+        };
+        let mut lines = self.stderr[at..].lines();
+        let mut error = format!("{}\n", lines.next().unwrap_or_default());
+        for line in lines.take_while(|line| line.starts_with(' ')) {
+            error.push_str(line);
+            error.push('\n');
         }
+        error
     }
 
     /// Asserts the exit status.
