@@ -197,12 +197,7 @@ fn the_handout_runs_every_snippet_and_every_slide_fits() {
     // A rootfs of our own: `just handout` may run the snippets in a user namespace as uid
     // 1000 (when we are root), and `just breakout` copies its probe into the rootfs.
     let rootfs = out.path().join("rootfs");
-    let fetched = Command::new(common::built("rootfs-fetch"))
-        .arg("busybox:")
-        .arg(&rootfs)
-        .output()
-        .expect("run rootfs-fetch");
-    assert!(fetched.status.success(), "{fetched:?}");
+    common::build_rootfs(&rootfs);
     // `just handout` builds the steps, then exports with every snippet run for real (as a
     // learner: uid 1000 in a user namespace when we are root).
     let output = Command::new("just")

@@ -26,6 +26,6 @@ mod state;
 pub use args::{command, rootfs, rootfs_location};
 pub use errors::{EXIT_SETUP_FAILED, Hint, exec_error, exit_code, run};
 pub use host::user_namespace_hint;
-pub use scratch::{Scratch, remove_tree};
+pub use scratch::{Scratch, remove_leftovers, remove_tree};
 pub use signals::{GRACE_SECONDS, forward_signals};
 pub use state::{Host, before_isolation};

@@ -22,7 +22,7 @@ impl Scratch {
     pub fn create(name: &str, subdirs: &[&str]) -> Result<Scratch> {
         let base = std::env::temp_dir();
         let prefix = format!("bento-{name}-");
-        remove_stale(&base, &prefix);
+        remove_leftovers(&base, &prefix);
         let dir = base.join(format!("{prefix}{}", std::process::id()));
         if dir.exists() {
             remove_tree(&dir)?;
@@ -117,8 +117,9 @@ fn is_opaque(dir: &Path) -> bool {
     length == 1 && value[0] == b'y'
 }
 
-/// Removes `PREFIX<pid>` directories in `base` whose process is gone.
-fn remove_stale(base: &Path, prefix: &str) {
+/// Removes the `PREFIX<pid>` entries of `base` whose process is gone: what runs killed with
+/// SIGKILL could not clean up.
+pub fn remove_leftovers(base: &Path, prefix: &str) {
     let Ok(entries) = fs::read_dir(base) else {
         return;
     };

@@ -106,7 +106,8 @@ pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let base = std::env::temp_dir();
-        remove_stale_fixtures(&base);
+        // Fixtures of earlier test runs that were killed before they could clean up.
+        procinfo::remove_leftovers(&base, "bento-tests-");
         let dir = base.join(format!("bento-tests-{}", std::process::id()));
         if dir.exists() {
             std::fs::remove_dir_all(&dir).expect("remove an old fixture");
@@ -124,16 +125,7 @@ pub fn fixture() -> &'static Fixture {
             std::fs::copy(built(name), bin.join(name)).expect("copy a binary into the fixture");
         }
         let rootfs = dir.join("rootfs");
-        let output = Command::new(bin.join("rootfs-fetch"))
-            .arg("busybox:")
-            .arg(&rootfs)
-            .output()
-            .expect("run rootfs-fetch");
-        assert!(
-            output.status.success(),
-            "rootfs-fetch could not build the test rootfs (is busybox-static installed?):\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        build_rootfs(&rootfs);
         let has_breakout = match static_breakout() {
             Some(probe) => {
                 std::fs::copy(probe, rootfs.join("bin/breakout")).expect("copy the probe");
@@ -158,6 +150,20 @@ pub fn fixture() -> &'static Fixture {
     })
 }
 
+/// Builds a busybox rootfs at `path` with rootfs-fetch, from the host's static busybox.
+pub fn build_rootfs(path: &Path) {
+    let output = Command::new(built("rootfs-fetch"))
+        .arg("busybox:")
+        .arg(path)
+        .output()
+        .expect("run rootfs-fetch");
+    assert!(
+        output.status.success(),
+        "rootfs-fetch could not build a test rootfs (is busybox-static installed?):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The static breakout probe that `just test` built (`just _build-steps`), if this machine
 /// can link static binaries.
 fn static_breakout() -> Option<PathBuf> {
@@ -174,26 +180,6 @@ fn chown_tree(path: &Path, id: u32) {
     if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
         for entry in std::fs::read_dir(path).unwrap().flatten() {
             chown_tree(&entry.path(), id);
-        }
-    }
-}
-
-/// Removes fixtures of test runs that are no longer alive.
-fn remove_stale_fixtures(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("bento-tests-"))
-            .and_then(|pid| pid.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
-            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
