@@ -24,7 +24,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Pids of the processes whose command line contains `marker`.
+/// Pids of the processes running `sleep MARKER` (not the step whose arguments say so).
 fn processes_with(marker: &str) -> Vec<i32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -32,8 +32,7 @@ fn processes_with(marker: &str) -> Vec<i32> {
             continue;
         };
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(marker) {
+            if cmdline == format!("sleep\0{marker}\0").as_bytes() {
                 found.push(pid);
             }
         }
@@ -83,24 +82,6 @@ fn wait_for_line(child: &mut Child, line: &str) {
             return;
         }
     }
-}
-
-/// Does process `pid` catch `signal` (SigCgt in /proc/PID/status, proc(5))?
-fn catches(pid: u32, signal: Signal) -> bool {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("SigCgt:"))
-        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << (signal as u32 - 1)) != 0)
-}
-
-/// Waits until the step's parent forwards signals: before that (a few microseconds after
-/// fork), a signal simply kills the step, and PR_SET_PDEATHSIG the container.
-fn wait_for_supervisor(child: &Child) {
-    wait_until("the step to forward signals", || {
-        catches(child.id(), Signal::SIGTERM)
-    });
 }
 
 fn signal(child: &Child, signal: Signal) {
@@ -219,7 +200,6 @@ fn signals_sent_to_the_step_reach_the_container() {
                 format!("trap 'exit {code}' {name}; echo ready; while :; do sleep 0.05; done");
             let mut child = step(n, &["sh", "-c", &script]).spawn();
             wait_for_line(&mut child, "ready");
-            wait_for_supervisor(&child);
             signal(&child, sig);
             let status = wait_exit(&mut child);
             assert_eq!(status.code(), Some(code), "step {n}, SIG{name}");
@@ -238,7 +218,6 @@ fn kill_never_leaves_a_process_behind() {
         wait_until("the container's sleep", || {
             !processes_with(&mark).is_empty()
         });
-        wait_for_supervisor(&child);
         signal(&child, Signal::SIGTERM);
         let status = wait_exit(&mut child);
         assert_eq!(status.code(), Some(128 + 9), "step {n}: PID 1 was killed");
@@ -290,33 +269,43 @@ fn when_pid_1_exits_its_orphans_die_too() {
 struct HostState {
     hostname: String,
     mounts: String,
-    nobody_processes: Vec<i32>,
+    children: Vec<i32>,
     files: Vec<PathBuf>,
 }
 
+/// The processes whose parent is this test process. With PR_SET_CHILD_SUBREAPER set, every
+/// orphan of a step lands here instead of with init, so no leftover can slip away unseen;
+/// zombies (already dead) are reaped first.
+fn our_children() -> Vec<i32> {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+    let me = std::process::id().to_string();
+    let mut children: Vec<i32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // pid (comm) state ppid …: comm may hold spaces, so split after the last ')'.
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+            (ppid == me).then_some(pid)
+        })
+        .collect();
+    children.sort();
+    children
+}
+
 fn host_state() -> HostState {
-    let nobody_processes = if running_as_root() {
-        let mut pids: Vec<i32> = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|entry| {
-                let pid = entry.file_name().to_str()?.parse().ok()?;
-                let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-                let uid_line = status.lines().find(|l| l.starts_with("Uid:"))?;
-                (uid_line.split_whitespace().nth(1) == Some("65534")).then_some(pid)
-            })
-            .collect();
-        pids.sort();
-        pids
-    } else {
-        Vec::new()
-    };
     let mut files: Vec<PathBuf> = walk(&fixture().dir);
     files.sort();
     HostState {
         hostname: common::hostname(),
         mounts: std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
-        nobody_processes,
+        children: our_children(),
         files,
     }
 }
@@ -339,6 +328,7 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
 #[test]
 fn no_step_leaks_anything_onto_the_host() {
     let _serial = serial();
+    nix::sys::prctl::set_child_subreaper(true).expect("become a subreaper");
     let before = host_state();
     for n in 0..STEPS.len() {
         // Success, failure, and killed.
@@ -352,9 +342,32 @@ fn no_step_leaks_anything_onto_the_host() {
         signal(&child, Signal::SIGTERM);
         wait_exit(&mut child);
         wait_until("every process of the step to end", || {
-            processes_with(&mark).is_empty()
+            our_children().is_empty()
         });
-        assert_eq!(host_state(), before, "after step {n}");
+        let after = host_state();
+        assert_eq!(after.hostname, before.hostname, "step {n}: hostname");
+        assert!(
+            after.mounts == before.mounts,
+            "step {n} changed the mount table:\n{}",
+            after.mounts
+        );
+        assert_eq!(after.children, before.children, "step {n} left processes");
+        let new: Vec<_> = after
+            .files
+            .iter()
+            .filter(|f| !before.files.contains(f))
+            .collect();
+        // Leftovers of steps killed with SIGKILL by earlier tests may go: the next run of
+        // their step removes them. Anything else must stay.
+        let gone: Vec<_> = before
+            .files
+            .iter()
+            .filter(|f| !after.files.contains(f) && !f.starts_with(&fixture().tmp))
+            .collect();
+        assert!(
+            new.is_empty() && gone.is_empty(),
+            "step {n}: files {new:?} appeared, {gone:?} vanished"
+        );
     }
 }
 

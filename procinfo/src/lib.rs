@@ -10,7 +10,8 @@
 //! - [`run`], [`Hint`] and [`exec_error`] turn failures into one clear line plus a hint and
 //!   a shell-style exit status;
 //! - [`user_namespace_hint`] says why a host refuses user namespaces;
-//! - [`forward_signals`] and [`exit_code`] let a parent process stand in for its container;
+//! - [`catch_signals`], [`forward_signals`] and [`exit_code`] let a parent process stand in
+//!   for its container;
 //! - [`Scratch`] is a per-run directory on the host (step 07's overlay layers).
 //!
 //! Everything printed goes to stderr, so the command's own stdout stays clean.
@@ -27,5 +28,5 @@ pub use args::{command, rootfs, rootfs_location};
 pub use errors::{EXIT_SETUP_FAILED, Hint, exec_error, exit_code, run};
 pub use host::user_namespace_hint;
 pub use scratch::{Scratch, remove_leftovers, remove_tree};
-pub use signals::{GRACE_SECONDS, forward_signals};
+pub use signals::{GRACE_SECONDS, catch_signals, forward_signals};
 pub use state::{Host, before_isolation};

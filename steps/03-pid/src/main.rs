@@ -54,6 +54,9 @@ fn container() -> Result<i32> {
     // unshare(2) CLONE_NEWPID does not move *us*: a pid never changes. The next child we
     // fork is PID 1 of the new namespace (pid_namespaces(7)).
     unshare(CloneFlags::CLONE_NEWPID).context("unshare(CLONE_NEWPID) failed")?;
+    // From here on the parent passes signals on to the container (see below): catch them
+    // now, so that none is lost, or kills us, while we fork.
+    procinfo::catch_signals()?;
     // fork(2) copies this process; both copies continue from here.
     // SAFETY: this program is single-threaded, so the child may go on running Rust code
     // (after fork in a multithreaded program, only async-signal-safe calls are allowed).
@@ -61,7 +64,7 @@ fn container() -> Result<i32> {
         ForkResult::Parent { child } => {
             // The parent stays on the host, in charge of the container: signals sent to it
             // are passed on to PID 1, which ignores any it has no handler for.
-            procinfo::forward_signals(child)?;
+            procinfo::forward_signals(child);
             // waitpid(2): sleep until the child ends, then report its status as our own.
             let status = waitpid(child, None).context("waitpid failed")?;
             Ok(procinfo::exit_code(status))
