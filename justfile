@@ -40,8 +40,12 @@ breakout N FILE="/etc/os-release":
     fi
     rootfs="${BENTO_ROOTFS:-rootfs}"
     [[ -d "$rootfs" ]] || just rootfs
-    # Put the probe inside the container's filesystem, where it will run.
-    install -m 755 "$dir/breakout" "$rootfs/bin/breakout"
+    # Put the probe inside the container's filesystem, where it will run: under a temporary
+    # name first, then renamed, so that a probe running from the same rootfs is not disturbed.
+    if ! cmp -s "$dir/breakout" "$rootfs/bin/breakout"; then
+        install -m 755 "$dir/breakout" "$rootfs/bin/.breakout.$$"
+        mv -f "$rootfs/bin/.breakout.$$" "$rootfs/bin/breakout"
+    fi
     exec just step "$1" /bin/breakout "$2"
 
 # Show what step B adds to step A: `just diff 2 3` (or `just diff 3`, the same)
