@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-use procinfo::Hint;
+use procinfo::{Hint, remove_tree};
 
 /// Set by SIGINT/SIGTERM/SIGHUP once [`catch_interrupts`] has run.
 static INTERRUPTED: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
@@ -91,7 +91,8 @@ impl Staging {
         }
         fs::create_dir_all(&parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
-        remove_stale_partials(&parent, name);
+        // What runs killed with SIGKILL left: `.NAME.partial-PID` of dead PIDs.
+        procinfo::remove_leftovers(&parent, &format!(".{}.partial-", name.to_string_lossy()));
 
         let mut partial = OsString::from(".");
         partial.push(name);
@@ -158,54 +159,4 @@ pub fn looks_like_rootfs(path: &Path) -> bool {
     ["bin", "etc"]
         .iter()
         .all(|entry| fs::symlink_metadata(path.join(entry)).is_ok())
-}
-
-/// Removes `.NAME.partial-PID` directories left by runs that are no longer alive.
-fn remove_stale_partials(parent: &Path, name: &std::ffi::OsStr) {
-    let mut prefix = OsString::from(".");
-    prefix.push(name);
-    prefix.push(".partial-");
-    let prefix = prefix.to_string_lossy().into_owned();
-    let Ok(entries) = fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(pid) = file_name
-            .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|pid| pid.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-            && pid != std::process::id() as i32;
-        if !alive {
-            let _ = remove_tree(&entry.path());
-        }
-    }
-}
-
-/// `rm -rf`, also through directories that an image made read-only.
-pub fn remove_tree(path: &Path) -> Result<()> {
-    if fs::remove_dir_all(path).is_ok() {
-        return Ok(());
-    }
-    make_writable(path);
-    fs::remove_dir_all(path).with_context(|| format!("cannot remove {}", path.display()))
-}
-
-fn make_writable(path: &Path) {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return;
-    };
-    if meta.is_dir() {
-        let mode = meta.permissions().mode() | 0o700;
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
-        if let Ok(entries) = fs::read_dir(path) {
-            for entry in entries.flatten() {
-                make_writable(&entry.path());
-            }
-        }
-    }
 }
