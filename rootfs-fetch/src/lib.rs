@@ -2,4 +2,6 @@
 
 pub mod busybox;
 pub mod install;
+pub mod platform;
+pub mod reference;
 pub mod source;
