@@ -1,6 +1,8 @@
 //! rootfs-fetch: builds the root filesystem that the Bento workshop's steps 04+ run in.
 
+pub mod blob;
 pub mod busybox;
+pub mod cache;
 pub mod install;
 pub mod platform;
 pub mod reference;
