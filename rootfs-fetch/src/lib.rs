@@ -3,6 +3,7 @@
 pub mod blob;
 pub mod busybox;
 pub mod cache;
+pub mod extract;
 pub mod install;
 pub mod platform;
 pub mod reference;
