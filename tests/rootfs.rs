@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::built;
+use common::{built, names};
 
 fn fetch(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     let mut command = Command::new(built("rootfs-fetch"));
@@ -17,16 +17,6 @@ fn fetch(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Names in a directory, sorted, including hidden ones.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

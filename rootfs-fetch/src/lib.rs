@@ -1,10 +1,13 @@
-//! rootfs-fetch: builds the root filesystem that the Bento workshop's steps 04+ run in.
+//! rootfs-fetch: builds the root filesystem that the Bento workshop's steps 04+ run in,
+//! from a `docker save` tarball, an OCI layout, or the host's busybox.
 
 pub mod blob;
 pub mod busybox;
 pub mod cache;
 pub mod extract;
+pub mod image;
 pub mod install;
+pub mod layout;
 pub mod platform;
 pub mod reference;
 pub mod source;

@@ -1,5 +1,5 @@
 //! Where a root filesystem comes from, named like skopeo's transports
-//! (`busybox:/bin/busybox`), so that more sources can be added without changing the CLI.
+//! (`docker-archive:busybox.tar`, `oci:layout:tag`…), which container users already know.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -7,12 +7,18 @@ use std::str::FromStr;
 /// A source of a root filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// `docker-archive:PATH`: a `docker save` / `podman save` tarball.
+    DockerArchive(PathBuf),
+    /// `oci:PATH[:TAG]`: an OCI image layout directory.
+    Oci { path: PathBuf, tag: Option<String> },
+    /// `oci-archive:PATH`: an OCI image layout in a tar file.
+    OciArchive(PathBuf),
     /// `busybox:[PATH]`: the host's static busybox (found automatically without a path).
     Busybox(Option<PathBuf>),
 }
 
 /// The forms a source can take, for error messages and `--help`.
-pub const FORMS: &str = "busybox:[PATH]";
+pub const FORMS: &str = "docker-archive:PATH, oci:PATH[:TAG], oci-archive:PATH, busybox:[PATH]";
 
 impl FromStr for Source {
     type Err = String;
@@ -23,7 +29,27 @@ impl FromStr for Source {
                 "{text:?} names no transport: expected one of {FORMS}"
             ));
         };
+        let path = |rest: &str| {
+            if rest.is_empty() {
+                Err(format!("{text:?} names no file: expected {transport}:PATH"))
+            } else {
+                Ok(PathBuf::from(rest))
+            }
+        };
         match transport {
+            "docker-archive" => Ok(Source::DockerArchive(path(rest)?)),
+            "oci-archive" => Ok(Source::OciArchive(path(rest)?)),
+            // skopeo's rule: `oci:PATH:TAG` when what follows the last `:` is not a path.
+            "oci" => match rest.rsplit_once(':') {
+                Some((dir, tag)) if !tag.contains('/') => Ok(Source::Oci {
+                    path: path(dir)?,
+                    tag: Some(tag.to_string()).filter(|tag| !tag.is_empty()),
+                }),
+                _ => Ok(Source::Oci {
+                    path: path(rest)?,
+                    tag: None,
+                }),
+            },
             "busybox" if rest.is_empty() => Ok(Source::Busybox(None)),
             "busybox" => Ok(Source::Busybox(Some(PathBuf::from(rest)))),
             other => Err(format!(
@@ -36,6 +62,13 @@ impl FromStr for Source {
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Source::DockerArchive(path) => write!(f, "docker-archive:{}", path.display()),
+            Source::Oci { path, tag: None } => write!(f, "oci:{}", path.display()),
+            Source::Oci {
+                path,
+                tag: Some(tag),
+            } => write!(f, "oci:{}:{tag}", path.display()),
+            Source::OciArchive(path) => write!(f, "oci-archive:{}", path.display()),
             Source::Busybox(None) => write!(f, "busybox:"),
             Source::Busybox(Some(path)) => write!(f, "busybox:{}", path.display()),
         }
@@ -53,6 +86,41 @@ mod tests {
             "busybox:/bin/busybox".parse(),
             Ok(Source::Busybox(Some("/bin/busybox".into())))
         );
+    }
+
+    #[test]
+    fn parses_archive_and_layout_sources() {
+        assert_eq!(
+            "docker-archive:busybox.tar".parse(),
+            Ok(Source::DockerArchive("busybox.tar".into()))
+        );
+        assert_eq!(
+            "oci-archive:/tmp/b.tar".parse(),
+            Ok(Source::OciArchive("/tmp/b.tar".into()))
+        );
+        assert_eq!(
+            "oci:layout".parse(),
+            Ok(Source::Oci {
+                path: "layout".into(),
+                tag: None
+            })
+        );
+        assert_eq!(
+            "oci:/tmp/layout:1.36".parse(),
+            Ok(Source::Oci {
+                path: "/tmp/layout".into(),
+                tag: Some("1.36".into())
+            })
+        );
+        assert_eq!(
+            "oci:./a:b/layout".parse(),
+            Ok(Source::Oci {
+                path: "./a:b/layout".into(),
+                tag: None
+            })
+        );
+        assert!("docker-archive:".parse::<Source>().is_err());
+        assert!("oci::latest".parse::<Source>().is_err());
     }
 
     #[test]

@@ -73,6 +73,16 @@ pub fn built(name: &str) -> PathBuf {
     path
 }
 
+/// Names in a directory, sorted, including hidden ones.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Are the tests running as root (as in CI)?
 pub fn running_as_root() -> bool {
     nix::unistd::geteuid().is_root()
