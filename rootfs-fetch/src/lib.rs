@@ -1,5 +1,5 @@
 //! rootfs-fetch: builds the root filesystem that the Bento workshop's steps 04+ run in,
-//! from a `docker save` tarball, an OCI layout, or the host's busybox.
+//! from a registry, a `docker save` tarball, an OCI layout, or the host's busybox.
 
 pub mod blob;
 pub mod busybox;
@@ -10,4 +10,5 @@ pub mod install;
 pub mod layout;
 pub mod platform;
 pub mod reference;
+pub mod registry;
 pub mod source;

@@ -4,23 +4,32 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use procinfo::Hint;
 use rootfs_fetch::busybox;
+use rootfs_fetch::cache::Cache;
 use rootfs_fetch::extract::{Summary, in_container};
-use rootfs_fetch::image::Image;
+use rootfs_fetch::image::{self, Image};
 use rootfs_fetch::install::{Staging, catch_interrupts};
 use rootfs_fetch::layout::{self, Files};
 use rootfs_fetch::platform::Platform;
+use rootfs_fetch::registry::{Registry, Unreachable};
 use rootfs_fetch::source::Source;
+
+/// The image used when no source is given (unless `BENTO_DEFAULT_IMAGE` names another).
+const DEFAULT_IMAGE: &str = "docker://busybox:latest";
+
+const OFFLINE_HINT: &str = "offline? `rootfs-fetch busybox:` (or `just rootfs busybox:`) builds one from the host's static busybox";
 
 /// Build a root filesystem for the workshop's steps 04 and later.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Where the root filesystem comes from: docker-archive:PATH (`docker save`),
+    /// Where the root filesystem comes from: docker://[REGISTRY/]NAME[:TAG|@sha256:DIGEST]
+    /// (a registry; Docker Hub by default), docker-archive:PATH (`docker save`),
     /// oci:PATH[:TAG] (an OCI layout), oci-archive:PATH, or busybox:[PATH] (the host's
-    /// static busybox)
-    #[arg(default_value = "busybox:")]
-    source: Source,
+    /// static busybox). Default: docker://busybox:latest (or $BENTO_DEFAULT_IMAGE), and
+    /// the host's static busybox when the registry cannot be reached
+    source: Option<Source>,
     /// The directory to create or replace
     #[arg(default_value = "rootfs")]
     target: PathBuf,
@@ -30,6 +39,9 @@ struct Cli {
     /// Which platform's image to take from a multi-platform image (default: this machine's)
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<Platform>,
+    /// Allow plain HTTP to a registry that is not on this machine (loopback always may)
+    #[arg(long)]
+    insecure: bool,
 }
 
 fn main() {
@@ -40,13 +52,42 @@ fn fetch() -> Result<i32> {
     let cli = Cli::parse();
     catch_interrupts()?;
     let staging = Staging::begin(&cli.target, cli.force)?;
-    let used = build(&cli.source, &cli, staging.path())?;
+    let built = match &cli.source {
+        Some(source) => build(source, &cli, staging.path()),
+        None => build_default(&cli, staging.path()),
+    };
+    let used = match built {
+        Err(error) if error.downcast_ref::<Unreachable>().is_some() => {
+            return Err(error).hint(OFFLINE_HINT);
+        }
+        built => built?,
+    };
     staging.commit()?;
     eprintln!(
         "rootfs-fetch: {} is ready, made from {used}",
         cli.target.display()
     );
     Ok(0)
+}
+
+/// The default source, falling back to the host's busybox when the registry cannot be
+/// reached: `just rootfs` must work on a laptop without internet.
+fn build_default(cli: &Cli, root: &Path) -> Result<String> {
+    let default = std::env::var("BENTO_DEFAULT_IMAGE")
+        .ok()
+        .filter(|image| !image.is_empty())
+        .unwrap_or_else(|| DEFAULT_IMAGE.into());
+    let source: Source = default
+        .parse()
+        .map_err(anyhow::Error::msg)
+        .context("BENTO_DEFAULT_IMAGE")?;
+    match build(&source, cli, root) {
+        Err(error) if error.downcast_ref::<Unreachable>().is_some() => {
+            eprintln!("rootfs-fetch: {error:#}: using the host's static busybox instead");
+            build(&Source::Busybox(None), cli, root)
+        }
+        built => built,
+    }
 }
 
 /// Fills the empty directory `root` from `source`, and says what it was made from.
@@ -58,6 +99,12 @@ fn build(source: &Source, cli: &Cli, root: &Path) -> Result<String> {
             let binary = busybox::locate(path.as_deref())?;
             busybox::build(&binary, root)?;
             return Ok(format!("the host's static busybox ({})", binary.display()));
+        }
+        Source::Docker(reference) => {
+            eprintln!("rootfs-fetch: pulling {name} for {platform}");
+            let mut registry = Registry::new(reference, cli.insecure, &name, Cache::open()?);
+            let (top, media_type) = registry.top()?;
+            image::resolve(&mut registry, top, media_type.as_deref(), &platform, &name)?
         }
         Source::DockerArchive(path) => {
             layout::docker_archive(&mut Files::tar(path)?, &platform, &name)?

@@ -1,12 +1,16 @@
 //! Where a root filesystem comes from, named like skopeo's transports
-//! (`docker-archive:busybox.tar`, `oci:layout:tag`…), which container users already know.
+//! (`docker://busybox`, `oci:layout:tag`…), which container users already know.
 
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::reference::Reference;
+
 /// A source of a root filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// `docker://[REGISTRY/]NAME[:TAG|@DIGEST]`: pulled from a registry.
+    Docker(Reference),
     /// `docker-archive:PATH`: a `docker save` / `podman save` tarball.
     DockerArchive(PathBuf),
     /// `oci:PATH[:TAG]`: an OCI image layout directory.
@@ -18,7 +22,8 @@ pub enum Source {
 }
 
 /// The forms a source can take, for error messages and `--help`.
-pub const FORMS: &str = "docker-archive:PATH, oci:PATH[:TAG], oci-archive:PATH, busybox:[PATH]";
+pub const FORMS: &str = "docker://[REGISTRY/]NAME[:TAG|@sha256:DIGEST], docker-archive:PATH, \
+     oci:PATH[:TAG], oci-archive:PATH, busybox:[PATH]";
 
 impl FromStr for Source {
     type Err = String;
@@ -37,6 +42,14 @@ impl FromStr for Source {
             }
         };
         match transport {
+            "docker" => match rest.strip_prefix("//") {
+                Some(name) => Ok(Source::Docker(
+                    name.parse().map_err(|error| format!("{text:?}: {error}"))?,
+                )),
+                None => Err(format!(
+                    "{text:?}: registry images are written docker://NAME, e.g. docker://busybox:latest"
+                )),
+            },
             "docker-archive" => Ok(Source::DockerArchive(path(rest)?)),
             "oci-archive" => Ok(Source::OciArchive(path(rest)?)),
             // skopeo's rule: `oci:PATH:TAG` when what follows the last `:` is not a path.
@@ -62,6 +75,7 @@ impl FromStr for Source {
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Source::Docker(reference) => write!(f, "docker://{reference}"),
             Source::DockerArchive(path) => write!(f, "docker-archive:{}", path.display()),
             Source::Oci { path, tag: None } => write!(f, "oci:{}", path.display()),
             Source::Oci {
@@ -86,6 +100,23 @@ mod tests {
             "busybox:/bin/busybox".parse(),
             Ok(Source::Busybox(Some("/bin/busybox".into())))
         );
+    }
+
+    #[test]
+    fn parses_registry_sources() {
+        let Ok(Source::Docker(reference)) = "docker://busybox".parse() else {
+            panic!("docker://busybox is a registry source");
+        };
+        assert_eq!(
+            reference.to_string(),
+            "registry-1.docker.io/library/busybox:latest"
+        );
+        let source: Source = "docker://127.0.0.1:5000/busybox:1".parse().unwrap();
+        assert_eq!(source.to_string(), "docker://127.0.0.1:5000/busybox:1");
+        let error = "docker:busybox".parse::<Source>().unwrap_err();
+        assert!(error.contains("docker://NAME"), "{error}");
+        let error = "docker://Busy".parse::<Source>().unwrap_err();
+        assert!(error.contains("not an image name"), "{error}");
     }
 
     #[test]
