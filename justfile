@@ -62,7 +62,7 @@ diff A B="":
     fi
     git diff --no-index --color=auto --ignore-space-change "$a/src/main.rs" "$b/src/main.rs" || [[ $? == 1 ]]
 
-# Build the root filesystem for steps 04+ (default: from the host's static busybox)
+# Build rootfs/ for steps 04+: busybox from Docker Hub, or this host's busybox offline (`just rootfs [SOURCE] [TARGET]`)
 rootfs *ARGS:
     cargo build --quiet --release --package rootfs-fetch
     target/release/rootfs-fetch "$@"
