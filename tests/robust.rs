@@ -103,9 +103,9 @@ fn a_refused_user_namespace_says_why_and_points_to_doctor() {
         assert!(std::env::var_os("CI").is_none(), "CI hosts must allow them");
         return;
     }
-    let deny = fixture().bin.join("deny-unshare");
+    let deny = fixture().bin.join("deny");
     for n in 2..STEPS.len() {
-        let run = step(n, &["true"]).wrapped_in(&deny).run();
+        let run = step(n, &["true"]).wrapped_in(&deny, &["userns"]).run();
         run.assert_code(125);
         let error = run
             .stderr
@@ -136,7 +136,8 @@ fn with_the_apparmor_restriction_set_the_step_names_the_sysctl() {
     "#;
     let output = Command::new("unshare")
         .args(["--mount", "sh", "-c", script, "sh"])
-        .arg(fixture().bin.join("deny-unshare"))
+        .arg(fixture().bin.join("deny"))
+        .arg("userns")
         .arg(fixture().bin.join(STEPS[2]))
         .arg("true")
         .current_dir(&fixture().dir)
@@ -159,9 +160,10 @@ fn with_the_apparmor_restriction_set_the_step_names_the_sysctl() {
 #[test]
 fn the_doctor_meets_a_real_refusal() {
     let _serial = serial();
-    let deny = fixture().bin.join("deny-unshare");
+    let deny = fixture().bin.join("deny");
     let mut command = Command::new(&deny);
     command
+        .arg("userns")
         .arg(fixture().bin.join("bento-doctor"))
         .env("BENTO_ROOTFS", &fixture().rootfs);
     if running_as_root() {

@@ -239,6 +239,24 @@ fn step_07_removes_its_layers_however_the_container_ends() {
     }
 }
 
+#[test]
+fn step_07_on_a_kernel_that_refuses_the_overlay_says_which_it_needs() {
+    let deny = fixture().bin.join("deny");
+    let run = step(7, &["true"]).wrapped_in(&deny, &["overlay"]).run();
+    run.assert_code(125);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(
+        run.error(),
+        format!(
+            "step-07-overlay: error: cannot mount the overlay: EPERM: Operation not permitted\n  \
+             hint: rootless overlayfs needs Linux 5.11 or later (this is {}), and a rootfs \
+             path without ',' or ':'\n",
+            kernel.trim()
+        )
+    );
+    assert!(!scratch_of(&run).exists(), "the layers are removed");
+}
+
 // ---- step 08: network namespace ------------------------------------------------------------
 
 #[test]

@@ -130,7 +130,7 @@ pub fn fixture() -> &'static Fixture {
         }
         for name in STEPS
             .iter()
-            .chain(&["rootfs-fetch", "bento-doctor", "deny-unshare"])
+            .chain(&["rootfs-fetch", "bento-doctor", "deny"])
         {
             std::fs::copy(built(name), bin.join(name)).expect("copy a binary into the fixture");
         }
@@ -275,9 +275,10 @@ impl StepCommand {
         self
     }
 
-    /// Runs the command through another program first, e.g. `deny-unshare`.
-    pub fn wrapped_in(mut self, wrapper: &Path) -> Self {
+    /// Runs the command through another program first, e.g. `deny userns`.
+    pub fn wrapped_in(mut self, wrapper: &Path, wrapper_args: &[&str]) -> Self {
         let mut command = Command::new(wrapper);
+        command.args(wrapper_args);
         command.arg(self.command.get_program());
         command.args(self.command.get_args());
         for (key, value) in self.command.get_envs() {
