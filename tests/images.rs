@@ -147,6 +147,15 @@ fn broken_archives_are_clear_errors() {
     );
     assert_error(&output, "corrupt tarball");
 
+    // Not a tar file at all (whose header bytes the tar crate would quote).
+    let text = work.path().join("passwd");
+    std::fs::write(&text, "root:x:0:0:root:/root:/bin/sh\n".repeat(40)).unwrap();
+    let output = fetch(
+        work.path(),
+        &[&format!("docker-archive:{}", text.display()), &"rootfs"],
+    );
+    assert_error(&output, "corrupt tarball");
+
     // `docker save | gzip`.
     let gzipped = work.path().join("busybox.tar.gz");
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

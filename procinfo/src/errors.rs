@@ -129,7 +129,9 @@ fn find<T: std::fmt::Display + std::fmt::Debug + Send + Sync + 'static>(
 /// Prints `error` as one line (the chain of contexts, outermost first) plus its hint,
 /// and returns the exit status it deserves.
 fn report(error: &anyhow::Error) -> i32 {
-    eprintln!("{}: error: {error:#}", program_name());
+    // One line, whatever a library put in its message.
+    let message = format!("{error:#}").replace(['\n', '\r'], " ");
+    eprintln!("{}: error: {message}", program_name());
     if let Some(hinted) = error.downcast_ref::<Hinted>() {
         let mut lines = hinted.hint.lines();
         if let Some(first) = lines.next() {

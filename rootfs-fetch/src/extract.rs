@@ -76,7 +76,10 @@ impl Extractor {
             .context("corrupt layer: not a tar archive")?
         {
             check_interrupted()?;
-            let mut entry = entry.context("corrupt layer: a damaged or truncated tar archive")?;
+            // The tar crate's message may quote raw header bytes: keep to words.
+            let mut entry = entry.map_err(|_| {
+                anyhow::anyhow!("corrupt layer: a damaged or truncated tar archive")
+            })?;
             let path = entry
                 .path()
                 .context("corrupt layer: an entry without a valid path")?

@@ -63,8 +63,14 @@ impl Files {
         let entries = archive.entries().context("not a tar archive")?;
         for entry in entries {
             check_interrupted()?;
+            // The tar crate's message may quote the raw header bytes: say it in words instead.
             let entry = entry
-                .with_context(|| format!("corrupt tarball {}", path.display()))
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "corrupt tarball {}: not a valid tar archive",
+                        path.display()
+                    )
+                })
                 .hint("the archive is damaged or truncated: save or download it again")?;
             if !entry.header().entry_type().is_file() {
                 continue;
