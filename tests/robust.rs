@@ -98,7 +98,7 @@ fn marker(n: usize, salt: u32) -> String {
 #[test]
 fn a_refused_user_namespace_says_why_and_points_to_doctor() {
     let _serial = serial();
-    if procinfo::host::Sysctls::host().userns_block().is_some() {
+    if plumbing::host::Sysctls::host().userns_block().is_some() {
         eprintln!("SKIPPED: this host itself blocks user namespaces; `just doctor` says why");
         assert!(std::env::var_os("CI").is_none(), "CI hosts must allow them");
         return;

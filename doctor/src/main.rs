@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::Result;
 use clap::Parser;
-use procinfo::host::{Sysctls, UsernsBlock};
+use plumbing::host::{Sysctls, UsernsBlock};
 
 use probe::{Probe, Stage};
 
@@ -83,7 +83,7 @@ impl Check {
 }
 
 fn main() {
-    procinfo::run(doctor)
+    plumbing::run(doctor)
 }
 
 fn doctor() -> Result<i32> {
@@ -160,14 +160,14 @@ fn propagation_of_root(mountinfo: &str) -> Option<&'static str> {
 }
 
 fn rootfs() -> Rootfs {
-    let (path, _) = match procinfo::rootfs_location() {
+    let (path, _) = match plumbing::rootfs_location() {
         Ok(location) => location,
         Err(error) => return Rootfs::Unusable(format!("{error:#}")),
     };
     if std::fs::symlink_metadata(&path).is_err() {
         return Rootfs::Missing(path);
     }
-    match procinfo::rootfs(&[c"/bin/sh".into()]) {
+    match plumbing::rootfs(&[c"/bin/sh".into()]) {
         Ok(path) => Rootfs::Ready(path),
         Err(error) => Rootfs::Unusable(format!("{error:#}")),
     }

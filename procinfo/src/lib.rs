@@ -1,32 +1,17 @@
-//! # procinfo: everything in the Bento workshop that is *not* the lesson
+//! # procinfo: what a process sees, printed
 //!
-//! Each `steps/NN-*/src/main.rs` is about one kernel feature. What every step needs in the
-//! same way lives here, so the step files stay about namespaces:
+//! The steps of the Bento workshop show, before and after isolation, what the process sees
+//! of the system (uid, hostname, pid, cwd) in the talk's format, followed by the container
+//! checklist: each line computed from the real kernel state (namespaces, root, `/proc`,
+//! mounts, network), never claimed.
 //!
-//! - [`before_isolation`] and [`Host::after_isolation`] print the process's view of the
-//!   system (uid, hostname, pid, cwd) to **stderr**, in the talk's format, and the
-//!   [container checklist](checklist), computed from the real state;
-//! - [`command`] and [`rootfs`] turn the command line and `$BENTO_ROOTFS` into checked values;
-//! - [`run`], [`Hint`] and [`exec_error`] turn failures into one clear line plus a hint and
-//!   a shell-style exit status;
-//! - [`user_namespace_hint`] says why a host refuses user namespaces;
-//! - [`catch_signals`], [`forward_signals`] and [`exit_code`] let a parent process stand in
-//!   for its container;
-//! - [`Scratch`] is a per-run directory on the host (step 07's overlay layers).
+//! - [`before_isolation`] captures and prints `[Before Isolation]`, and returns the [`Host`];
+//! - [`Host::after_isolation`] prints `[After Isolation]` and the [checklist].
 //!
-//! Everything printed goes to stderr, so the command's own stdout stays clean.
+//! Everything printed goes to stderr, so the command's own stdout stays clean. That is all
+//! this crate does: the rest of what every step needs is in `plumbing`.
 
-mod args;
 pub mod checklist;
-mod errors;
-pub mod host;
-mod scratch;
-mod signals;
 mod state;
 
-pub use args::{command, rootfs, rootfs_location};
-pub use errors::{EXIT_SETUP_FAILED, Hint, exec_error, exit_code, run};
-pub use host::user_namespace_hint;
-pub use scratch::{Scratch, remove_leftovers, remove_tree};
-pub use signals::{GRACE_SECONDS, catch_signals, forward_signals};
 pub use state::{Host, before_isolation};

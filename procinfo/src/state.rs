@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 use nix::fcntl::readlinkat;
 use nix::unistd::{getcwd, gethostname, getpid, getuid};
 
-use crate::Hint;
 use crate::checklist::{self, Facts};
 
 /// The process's view of the system at one moment.
@@ -75,8 +74,7 @@ pub struct Host {
 /// `[Before Isolation]`.
 pub fn before_isolation() -> Result<Host> {
     let proc = File::open("/proc")
-        .context("cannot open /proc")
-        .hint("the steps read /proc/self to show their state: is /proc mounted?")?;
+        .context("cannot open /proc: the steps read /proc/self to show their state")?;
     let proc = OwnedFd::from(proc);
     let before = Snapshot::capture(&proc)?;
     // One write(2) for the whole block: stderr is unbuffered.

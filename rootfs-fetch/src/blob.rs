@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use oci_spec::image::{Digest, DigestAlgorithm};
-use procinfo::Hint;
+use plumbing::Hint;
 use sha2::{Digest as _, Sha256};
 
 use crate::install::check_interrupted;

@@ -13,7 +13,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use object::elf;
 use object::read::elf::{ElfFile64, ProgramHeader};
-use procinfo::Hint;
+use plumbing::Hint;
 
 use crate::install::check_interrupted;
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use oci_spec::image::Digest;
-use procinfo::Hint;
+use plumbing::Hint;
 
 use crate::blob::{self, Blob, Hashing};
 use crate::install::check_interrupted;
@@ -43,7 +43,7 @@ impl Cache {
 
     fn at(dir: &Path) -> Result<Cache> {
         // Downloads that runs killed with SIGKILL left half-done.
-        procinfo::remove_leftovers(dir, "partial-");
+        plumbing::remove_leftovers(dir, "partial-");
         let cache = Cache {
             dir: dir.to_path_buf(),
             partial: dir.join(format!("partial-{}", std::process::id())),

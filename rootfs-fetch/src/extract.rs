@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, bail};
 use nix::sys::stat::Mode;
 use oci_spec::image::Digest;
-use procinfo::{Hint, remove_tree};
+use plumbing::{Hint, remove_tree};
 use tar::EntryType;
 
 use crate::blob::{Hashing, drain};

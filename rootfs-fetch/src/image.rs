@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use oci_spec::image::{Descriptor, Digest, ImageConfiguration, ImageIndex, ImageManifest};
-use procinfo::Hint;
+use plumbing::Hint;
 
 use crate::blob::{self, Blob};
 use crate::extract::{Extractor, Summary};

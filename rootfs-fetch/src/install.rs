@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-use procinfo::{Hint, remove_tree};
+use plumbing::{Hint, remove_tree};
 
 /// Set by SIGINT/SIGTERM/SIGHUP once [`catch_interrupts`] has run.
 static INTERRUPTED: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
@@ -92,7 +92,7 @@ impl Staging {
         fs::create_dir_all(&parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
         // What runs killed with SIGKILL left: `.NAME.partial-PID` of dead PIDs.
-        procinfo::remove_leftovers(&parent, &format!(".{}.partial-", name.to_string_lossy()));
+        plumbing::remove_leftovers(&parent, &format!(".{}.partial-", name.to_string_lossy()));
 
         let mut partial = OsString::from(".");
         partial.push(name);

@@ -15,7 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use oci_spec::image::{Descriptor, Digest, ImageConfiguration, ImageIndex};
-use procinfo::Hint;
+use plumbing::Hint;
 use serde::Deserialize;
 
 use crate::blob::{self, Blob, Hashing};

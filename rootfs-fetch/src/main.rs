@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use procinfo::Hint;
+use plumbing::Hint;
 use rootfs_fetch::busybox;
 use rootfs_fetch::cache::Cache;
 use rootfs_fetch::extract::{Summary, in_container};
@@ -45,7 +45,7 @@ struct Cli {
 }
 
 fn main() {
-    procinfo::run(fetch)
+    plumbing::run(fetch)
 }
 
 fn fetch() -> Result<i32> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use oci_spec::image::{Descriptor, Digest};
-use procinfo::Hint;
+use plumbing::Hint;
 use ureq::http::{Response, StatusCode};
 use ureq::{Body, Proxy};
 

@@ -117,7 +117,7 @@ pub fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let base = std::env::temp_dir();
         // Fixtures of earlier test runs that were killed before they could clean up.
-        procinfo::remove_leftovers(&base, "bento-tests-");
+        plumbing::remove_leftovers(&base, "bento-tests-");
         let dir = base.join(format!("bento-tests-{}", std::process::id()));
         if dir.exists() {
             std::fs::remove_dir_all(&dir).expect("remove an old fixture");

@@ -9,15 +9,15 @@
 use anyhow::{Context, Result};
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{execvp, getuid, sethostname};
-use procinfo::Hint;
+use plumbing::Hint;
 
 fn main() {
     // Prints any error as one line plus a hint, and exits with the container's status.
-    procinfo::run(container)
+    plumbing::run(container)
 }
 
 fn container() -> Result<i32> {
-    let command = procinfo::command()?;
+    let command = plumbing::command()?;
     let host = procinfo::before_isolation()?;
 
     // === UTS NAMESPACE ===
@@ -41,5 +41,5 @@ fn container() -> Result<i32> {
     // execvp(3): find the command on PATH and replace this process with it (execve(2));
     // it keeps our pid, namespaces and root. Returns only on failure.
     let Err(errno) = execvp(&command[0], &command);
-    Err(procinfo::exec_error(&command[0], errno))
+    Err(plumbing::exec_error(&command[0], errno))
 }

@@ -12,15 +12,15 @@ use std::fs;
 use anyhow::{Context, Result};
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{execvp, getgid, getuid, sethostname};
-use procinfo::Hint;
+use plumbing::Hint;
 
 fn main() {
     // Prints any error as one line plus a hint, and exits with the container's status.
-    procinfo::run(container)
+    plumbing::run(container)
 }
 
 fn container() -> Result<i32> {
-    let command = procinfo::command()?;
+    let command = plumbing::command()?;
     let host = procinfo::before_isolation()?;
 
     // === USER NAMESPACE ===
@@ -31,7 +31,7 @@ fn container() -> Result<i32> {
     // capabilities, but only over namespaces that it owns (user_namespaces(7)).
     unshare(CloneFlags::CLONE_NEWUSER)
         .context("unshare(CLONE_NEWUSER) failed")
-        .with_hint(procinfo::user_namespace_hint)?;
+        .with_hint(plumbing::user_namespace_hint)?;
     // Map uid 0 inside to our own uid outside, 1 id long. Unprivileged, we may map only our
     // own id, and must write the map ourselves before any exec (user_namespaces(7)).
     fs::write("/proc/self/uid_map", uid_map).context("cannot write /proc/self/uid_map")?;
@@ -51,5 +51,5 @@ fn container() -> Result<i32> {
     // execvp(3): find the command on PATH and replace this process with it (execve(2));
     // it keeps our pid, namespaces and root. Returns only on failure.
     let Err(errno) = execvp(&command[0], &command);
-    Err(procinfo::exec_error(&command[0], errno))
+    Err(plumbing::exec_error(&command[0], errno))
 }

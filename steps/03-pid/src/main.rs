@@ -15,15 +15,15 @@ use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, execvp, fork, getgid, getuid, sethostname};
-use procinfo::Hint;
+use plumbing::Hint;
 
 fn main() {
     // Prints any error as one line plus a hint, and exits with the container's status.
-    procinfo::run(container)
+    plumbing::run(container)
 }
 
 fn container() -> Result<i32> {
-    let command = procinfo::command()?;
+    let command = plumbing::command()?;
     let host = procinfo::before_isolation()?;
 
     // === USER NAMESPACE ===
@@ -34,7 +34,7 @@ fn container() -> Result<i32> {
     // capabilities, but only over namespaces that it owns (user_namespaces(7)).
     unshare(CloneFlags::CLONE_NEWUSER)
         .context("unshare(CLONE_NEWUSER) failed")
-        .with_hint(procinfo::user_namespace_hint)?;
+        .with_hint(plumbing::user_namespace_hint)?;
     // Map uid 0 inside to our own uid outside, 1 id long. Unprivileged, we may map only our
     // own id, and must write the map ourselves before any exec (user_namespaces(7)).
     fs::write("/proc/self/uid_map", uid_map).context("cannot write /proc/self/uid_map")?;
@@ -56,7 +56,7 @@ fn container() -> Result<i32> {
     unshare(CloneFlags::CLONE_NEWPID).context("unshare(CLONE_NEWPID) failed")?;
     // From here on the parent passes signals on to the container (see below): catch them
     // now, so that none is lost, or kills us, while we fork.
-    procinfo::catch_signals()?;
+    plumbing::catch_signals()?;
     // fork(2) copies this process; both copies continue from here.
     // SAFETY: this program is single-threaded, so the child may go on running Rust code
     // (after fork in a multithreaded program, only async-signal-safe calls are allowed).
@@ -64,10 +64,10 @@ fn container() -> Result<i32> {
         ForkResult::Parent { child } => {
             // The parent stays on the host, in charge of the container: signals sent to it
             // are passed on to PID 1, which ignores any it has no handler for.
-            procinfo::forward_signals(child);
+            plumbing::forward_signals(child);
             // waitpid(2): sleep until the child ends, then report its status as our own.
             let status = waitpid(child, None).context("waitpid failed")?;
-            Ok(procinfo::exit_code(status))
+            Ok(plumbing::exit_code(status))
         }
         ForkResult::Child => {
             // prctl(2) PR_SET_PDEATHSIG: if the parent dies, even of SIGKILL, the kernel
@@ -78,7 +78,7 @@ fn container() -> Result<i32> {
             // execvp(3): find the command on PATH and replace this process with it
             // (execve(2)); it keeps our pid, namespaces and root. Returns only on failure.
             let Err(errno) = execvp(&command[0], &command);
-            Err(procinfo::exec_error(&command[0], errno))
+            Err(plumbing::exec_error(&command[0], errno))
         }
     }
 }

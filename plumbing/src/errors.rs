@@ -8,7 +8,7 @@ use nix::sys::wait::WaitStatus;
 
 /// Exit status when the step itself could not set up the container (like `docker run`'s
 /// 125): distinct from anything the command inside could return for itself… almost.
-pub const EXIT_SETUP_FAILED: i32 = 125;
+const EXIT_SETUP_FAILED: i32 = 125;
 /// The shell's status for "found, but could not be executed".
 const EXIT_NOT_EXECUTABLE: i32 = 126;
 /// The shell's status for "command not found".

@@ -23,7 +23,7 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sig
 use nix::unistd::{Pid, alarm, getpid};
 
 /// How long PID 1 gets to exit after a forwarded signal before it is killed.
-pub const GRACE_SECONDS: u32 = 2;
+const GRACE_SECONDS: u32 = 2;
 
 /// The signals a parent forwards to its container.
 const FORWARDED: [Signal; 4] = [

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::Hint;
+use crate::errors::Hint;
 
 /// The command a step runs when none is given.
 const DEFAULT_COMMAND: &CStr = c"/bin/sh";

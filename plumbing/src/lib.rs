@@ -1,0 +1,27 @@
+//! # plumbing: what every step of the Bento workshop needs, and is not the lesson
+//!
+//! Each `steps/NN-*/src/main.rs` is about one kernel feature. The pipes every step needs in
+//! the same way live here, so that the step files stay about namespaces (and `procinfo`
+//! stays about printing what a process sees):
+//!
+//! - [`command`] and [`rootfs`] turn the command line and `$BENTO_ROOTFS` into checked values;
+//! - [`run`], [`Hint`] and [`exec_error`] turn failures into one clear line plus a hint and
+//!   a shell-style exit status;
+//! - [`user_namespace_hint`] says why a host refuses user namespaces ([`host`] reads the
+//!   settings, for the hint and for `just doctor`);
+//! - [`catch_signals`], [`forward_signals`] and [`exit_code`] let a parent process stand in
+//!   for its container;
+//! - [`Scratch`] is a per-run directory on the host (the overlay's layers), and
+//!   [`remove_tree`] / [`remove_leftovers`] remove what we made.
+
+mod args;
+mod errors;
+pub mod host;
+mod scratch;
+mod signals;
+
+pub use args::{command, rootfs, rootfs_location};
+pub use errors::{Hint, exec_error, exit_code, run};
+pub use host::user_namespace_hint;
+pub use scratch::{Scratch, remove_leftovers, remove_tree};
+pub use signals::{catch_signals, forward_signals};
