@@ -7,6 +7,8 @@
 //!
 //! Run it: `just step 0 hostname`.
 
+use std::ffi::CString;
+
 use anyhow::Result;
 use nix::unistd::execvp;
 
@@ -15,15 +17,22 @@ fn main() {
     plumbing::run(container)
 }
 
+/// The container, one lesson per line, in the order the kernel needs them.
 fn container() -> Result<i32> {
     let command = plumbing::command()?;
     let host = procinfo::before_isolation()?;
 
-    // Nothing is isolated yet: each of the next steps adds one namespace here.
+    // Nothing is isolated yet: each of the next steps adds its lessons here.
 
     host.after_isolation()?;
-    // execvp(3): find the command on PATH and replace this process with it (execve(2));
-    // it keeps our pid, namespaces and root. Returns only on failure.
-    let Err(errno) = execvp(&command[0], &command);
-    Err(plumbing::exec_error(&command[0], errno))
+    Err(exec_command(&command))
+}
+
+/// The command takes over this process: execvp(3) finds it on PATH and calls execve(2),
+/// which replaces our program but keeps our pid, namespaces and root. It returns only on
+/// failure, with the error to report (127 when there is no such command, 126 when it
+/// cannot be executed, as shells do).
+fn exec_command(command: &[CString]) -> anyhow::Error {
+    let Err(errno) = execvp(&command[0], command);
+    plumbing::exec_error(&command[0], errno)
 }

@@ -6,6 +6,8 @@
 //!
 //! Run it: `just step 1 hostname`.
 
+use std::ffi::CString;
+
 use anyhow::{Context, Result};
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{execvp, getuid, sethostname};
@@ -16,14 +18,21 @@ fn main() {
     plumbing::run(container)
 }
 
+/// The container, one lesson per line, in the order the kernel needs them.
 fn container() -> Result<i32> {
     let command = plumbing::command()?;
     let host = procinfo::before_isolation()?;
 
-    // === UTS NAMESPACE ===
-    // unshare(2) CLONE_NEWUTS: our own hostname (uts_namespaces(7)). Creating it needs
-    // CAP_SYS_ADMIN, which an ordinary user does not have: unprivileged, this fails with
-    // EPERM. That failure is the lesson of this step.
+    isolate_hostname("my-container")?;
+
+    host.after_isolation()?;
+    Err(exec_command(&command))
+}
+
+/// A hostname of our own. unshare(2) CLONE_NEWUTS gives this process a new UTS namespace
+/// (uts_namespaces(7)). Creating it needs CAP_SYS_ADMIN, which an ordinary user does not
+/// have: unprivileged, this fails with EPERM. That failure is the lesson of this step.
+fn isolate_hostname(name: &str) -> Result<()> {
     unshare(CloneFlags::CLONE_NEWUTS)
         .context("unshare(CLONE_NEWUTS) failed")
         .with_hint(|| {
@@ -35,11 +44,15 @@ fn container() -> Result<i32> {
             )
         })?;
     // sethostname(2) changes the name in our UTS namespace only; the host keeps its own.
-    sethostname("my-container").context("sethostname failed")?;
+    sethostname(name).context("sethostname failed")?;
+    Ok(())
+}
 
-    host.after_isolation()?;
-    // execvp(3): find the command on PATH and replace this process with it (execve(2));
-    // it keeps our pid, namespaces and root. Returns only on failure.
-    let Err(errno) = execvp(&command[0], &command);
-    Err(plumbing::exec_error(&command[0], errno))
+/// The command takes over this process: execvp(3) finds it on PATH and calls execve(2),
+/// which replaces our program but keeps our pid, namespaces and root. It returns only on
+/// failure, with the error to report (127 when there is no such command, 126 when it
+/// cannot be executed, as shells do).
+fn exec_command(command: &[CString]) -> anyhow::Error {
+    let Err(errno) = execvp(&command[0], command);
+    plumbing::exec_error(&command[0], errno)
 }

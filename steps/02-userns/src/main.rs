@@ -7,6 +7,7 @@
 //!
 //! Run it: `just step 2 id`, or `just step 2` for a shell ("root" in it is still you).
 
+use std::ffi::CString;
 use std::fs;
 
 use anyhow::{Context, Result};
@@ -19,16 +20,25 @@ fn main() {
     plumbing::run(container)
 }
 
+/// The container, one lesson per line, in the order the kernel needs them.
 fn container() -> Result<i32> {
     let command = plumbing::command()?;
     let host = procinfo::before_isolation()?;
 
-    // === USER NAMESPACE ===
+    enter_user_namespace()?;
+    isolate_hostname("my-container")?;
+
+    host.after_isolation()?;
+    Err(exec_command(&command))
+}
+
+/// Root inside, ourselves outside. unshare(2) CLONE_NEWUSER: any user may create a user
+/// namespace. Inside it we hold every capability, but only over the namespaces that it owns
+/// (user_namespaces(7)): so it comes first, and every namespace after it is ours to make.
+fn enter_user_namespace() -> Result<()> {
     // The maps below speak in host ids: remember ours before we leave.
     let uid_map = format!("0 {} 1", getuid());
     let gid_map = format!("0 {} 1", getgid());
-    // unshare(2) CLONE_NEWUSER: any user may create a user namespace. Inside it we hold all
-    // capabilities, but only over namespaces that it owns (user_namespaces(7)).
     unshare(CloneFlags::CLONE_NEWUSER)
         .context("unshare(CLONE_NEWUSER) failed")
         .with_hint(plumbing::user_namespace_hint)?;
@@ -39,17 +49,25 @@ fn container() -> Result<i32> {
     // supplementary group that the host uses to *deny* us access (user_namespaces(7)).
     fs::write("/proc/self/setgroups", "deny").context("cannot write /proc/self/setgroups")?;
     fs::write("/proc/self/gid_map", gid_map).context("cannot write /proc/self/gid_map")?;
+    Ok(())
+}
 
-    // === UTS NAMESPACE ===
-    // unshare(2) CLONE_NEWUTS: our own hostname (uts_namespaces(7)). It needs CAP_SYS_ADMIN
-    // in the user namespace that will own it: ours, where we have it.
+// Changed in this step: the user namespace gives us CAP_SYS_ADMIN, so no more EPERM hint.
+/// A hostname of our own. unshare(2) CLONE_NEWUTS gives this process a new UTS namespace
+/// (uts_namespaces(7)). Creating it needs CAP_SYS_ADMIN in the user namespace that will own
+/// it: ours, where we have it.
+fn isolate_hostname(name: &str) -> Result<()> {
     unshare(CloneFlags::CLONE_NEWUTS).context("unshare(CLONE_NEWUTS) failed")?;
     // sethostname(2) changes the name in our UTS namespace only; the host keeps its own.
-    sethostname("my-container").context("sethostname failed")?;
+    sethostname(name).context("sethostname failed")?;
+    Ok(())
+}
 
-    host.after_isolation()?;
-    // execvp(3): find the command on PATH and replace this process with it (execve(2));
-    // it keeps our pid, namespaces and root. Returns only on failure.
-    let Err(errno) = execvp(&command[0], &command);
-    Err(plumbing::exec_error(&command[0], errno))
+/// The command takes over this process: execvp(3) finds it on PATH and calls execve(2),
+/// which replaces our program but keeps our pid, namespaces and root. It returns only on
+/// failure, with the error to report (127 when there is no such command, 126 when it
+/// cannot be executed, as shells do).
+fn exec_command(command: &[CString]) -> anyhow::Error {
+    let Err(errno) = execvp(&command[0], command);
+    plumbing::exec_error(&command[0], errno)
 }

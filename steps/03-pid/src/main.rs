@@ -7,6 +7,7 @@
 //!
 //! Run it: `just step 3 ps`, or `just step 3 sh -c 'echo $$'`.
 
+use std::ffi::CString;
 use std::fs;
 
 use anyhow::{Context, Result};
@@ -14,7 +15,7 @@ use nix::sched::{CloneFlags, unshare};
 use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, execvp, fork, getgid, getuid, sethostname};
+use nix::unistd::{ForkResult, Pid, execvp, fork, getgid, getuid, sethostname};
 use plumbing::Hint;
 
 fn main() {
@@ -22,16 +23,60 @@ fn main() {
     plumbing::run(container)
 }
 
+/// The container, one lesson per line, in the order the kernel needs them.
 fn container() -> Result<i32> {
     let command = plumbing::command()?;
     let host = procinfo::before_isolation()?;
 
-    // === USER NAMESPACE ===
+    enter_user_namespace()?;
+    isolate_hostname("my-container")?;
+    match fork_pid_1()? {
+        ForkResult::Parent { child } => wait_for_container(child),
+        ForkResult::Child => {
+            die_with_parent()?;
+            host.after_isolation()?;
+            Err(exec_command(&command))
+        }
+    }
+}
+
+/// Forks PID 1 of a new PID namespace. unshare(2) CLONE_NEWPID does not move *us*: a pid
+/// never changes. The next child we fork is PID 1 of the new namespace (pid_namespaces(7)).
+/// Both copies return from here: the parent with the child's pid, the child with `Child`.
+fn fork_pid_1() -> Result<ForkResult> {
+    unshare(CloneFlags::CLONE_NEWPID).context("unshare(CLONE_NEWPID) failed")?;
+    // From here on the parent passes signals on to the container (wait_for_container):
+    // catch them now, so that none is lost, or kills us, while we fork.
+    plumbing::catch_signals()?;
+    // fork(2) copies this process; both copies continue from here.
+    // SAFETY: this program is single-threaded, so the child may go on running Rust code
+    // (after fork in a multithreaded program, only async-signal-safe calls are allowed).
+    unsafe { fork() }.context("fork failed")
+}
+
+/// The parent stays on the host, in charge of the container: signals sent to it are passed
+/// on to PID 1, which ignores any it has no handler for. waitpid(2) sleeps until the child
+/// ends; its status becomes ours (128+N if it was killed by signal N).
+fn wait_for_container(child: Pid) -> Result<i32> {
+    plumbing::forward_signals(child);
+    let status = waitpid(child, None).context("waitpid failed")?;
+    Ok(plumbing::exit_code(status))
+}
+
+/// prctl(2) PR_SET_PDEATHSIG: if the parent dies, even of SIGKILL, the kernel kills us, and
+/// with PID 1 every other process in its namespace. No container outlives its step.
+fn die_with_parent() -> Result<()> {
+    set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG) failed")?;
+    Ok(())
+}
+
+/// Root inside, ourselves outside. unshare(2) CLONE_NEWUSER: any user may create a user
+/// namespace. Inside it we hold every capability, but only over the namespaces that it owns
+/// (user_namespaces(7)): so it comes first, and every namespace after it is ours to make.
+fn enter_user_namespace() -> Result<()> {
     // The maps below speak in host ids: remember ours before we leave.
     let uid_map = format!("0 {} 1", getuid());
     let gid_map = format!("0 {} 1", getgid());
-    // unshare(2) CLONE_NEWUSER: any user may create a user namespace. Inside it we hold all
-    // capabilities, but only over namespaces that it owns (user_namespaces(7)).
     unshare(CloneFlags::CLONE_NEWUSER)
         .context("unshare(CLONE_NEWUSER) failed")
         .with_hint(plumbing::user_namespace_hint)?;
@@ -42,43 +87,24 @@ fn container() -> Result<i32> {
     // supplementary group that the host uses to *deny* us access (user_namespaces(7)).
     fs::write("/proc/self/setgroups", "deny").context("cannot write /proc/self/setgroups")?;
     fs::write("/proc/self/gid_map", gid_map).context("cannot write /proc/self/gid_map")?;
+    Ok(())
+}
 
-    // === UTS NAMESPACE ===
-    // unshare(2) CLONE_NEWUTS: our own hostname (uts_namespaces(7)). It needs CAP_SYS_ADMIN
-    // in the user namespace that will own it: ours, where we have it.
+/// A hostname of our own. unshare(2) CLONE_NEWUTS gives this process a new UTS namespace
+/// (uts_namespaces(7)). Creating it needs CAP_SYS_ADMIN in the user namespace that will own
+/// it: ours, where we have it.
+fn isolate_hostname(name: &str) -> Result<()> {
     unshare(CloneFlags::CLONE_NEWUTS).context("unshare(CLONE_NEWUTS) failed")?;
     // sethostname(2) changes the name in our UTS namespace only; the host keeps its own.
-    sethostname("my-container").context("sethostname failed")?;
+    sethostname(name).context("sethostname failed")?;
+    Ok(())
+}
 
-    // === PID NAMESPACE ===
-    // unshare(2) CLONE_NEWPID does not move *us*: a pid never changes. The next child we
-    // fork is PID 1 of the new namespace (pid_namespaces(7)).
-    unshare(CloneFlags::CLONE_NEWPID).context("unshare(CLONE_NEWPID) failed")?;
-    // From here on the parent passes signals on to the container (see below): catch them
-    // now, so that none is lost, or kills us, while we fork.
-    plumbing::catch_signals()?;
-    // fork(2) copies this process; both copies continue from here.
-    // SAFETY: this program is single-threaded, so the child may go on running Rust code
-    // (after fork in a multithreaded program, only async-signal-safe calls are allowed).
-    match unsafe { fork() }.context("fork failed")? {
-        ForkResult::Parent { child } => {
-            // The parent stays on the host, in charge of the container: signals sent to it
-            // are passed on to PID 1, which ignores any it has no handler for.
-            plumbing::forward_signals(child);
-            // waitpid(2): sleep until the child ends, then report its status as our own.
-            let status = waitpid(child, None).context("waitpid failed")?;
-            Ok(plumbing::exit_code(status))
-        }
-        ForkResult::Child => {
-            // prctl(2) PR_SET_PDEATHSIG: if the parent dies, even of SIGKILL, the kernel
-            // kills us, and with PID 1 every other process in its namespace.
-            set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG) failed")?;
-
-            host.after_isolation()?;
-            // execvp(3): find the command on PATH and replace this process with it
-            // (execve(2)); it keeps our pid, namespaces and root. Returns only on failure.
-            let Err(errno) = execvp(&command[0], &command);
-            Err(plumbing::exec_error(&command[0], errno))
-        }
-    }
+/// The command takes over this process: execvp(3) finds it on PATH and calls execve(2),
+/// which replaces our program but keeps our pid, namespaces and root. It returns only on
+/// failure, with the error to report (127 when there is no such command, 126 when it
+/// cannot be executed, as shells do).
+fn exec_command(command: &[CString]) -> anyhow::Error {
+    let Err(errno) = execvp(&command[0], command);
+    plumbing::exec_error(&command[0], errno)
 }

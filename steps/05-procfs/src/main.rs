@@ -7,7 +7,9 @@
 //!
 //! Run it: `just step 5 ps`, or `just step 5` for a shell in the container.
 
+use std::ffi::CString;
 use std::fs;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use nix::mount::{MsFlags, mount};
@@ -15,7 +17,7 @@ use nix::sched::{CloneFlags, unshare};
 use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, chdir, chroot, execvp, fork, getgid, getuid, sethostname};
+use nix::unistd::{ForkResult, Pid, chdir, chroot, execvp, fork, getgid, getuid, sethostname};
 use plumbing::Hint;
 
 fn main() {
@@ -23,17 +25,110 @@ fn main() {
     plumbing::run(container)
 }
 
+/// The container, one lesson per line, in the order the kernel needs them.
 fn container() -> Result<i32> {
     let command = plumbing::command()?;
     let rootfs = plumbing::rootfs(&command)?;
     let host = procinfo::before_isolation()?;
 
-    // === USER NAMESPACE ===
+    enter_user_namespace()?;
+    isolate_hostname("my-container")?;
+    match fork_pid_1()? {
+        ForkResult::Parent { child } => wait_for_container(child),
+        ForkResult::Child => {
+            die_with_parent()?;
+            isolate_mounts()?;
+            enter_root(&rootfs)?;
+            mount_proc(Path::new("/proc"))?;
+            host.after_isolation()?;
+            Err(exec_command(&command))
+        }
+    }
+}
+
+/// A /proc that shows only the container. mount(2) a fresh procfs on `target`: a procfs
+/// shows the PID namespace of the process that mounts it (proc(5)). Inside a user namespace
+/// the kernel allows it only to a process in a PID namespace that the user namespace owns:
+/// us, PID 1. Nothing in /proc needs setuid, device files or exec, so those are off.
+fn mount_proc(target: &Path) -> Result<()> {
+    mount(
+        Some("proc"),
+        target,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .context("cannot mount proc on the rootfs's /proc")
+    .hint("the rootfs needs an empty /proc directory (`just rootfs` makes one)")?;
+    Ok(())
+}
+
+/// A mount table of our own. unshare(2) CLONE_NEWNS gives us a private copy of the mount
+/// table (mount_namespaces(7)): what we mount from now on, the host does not see.
+fn isolate_mounts() -> Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS) failed")?;
+    // On systemd hosts `/` is a *shared* mount: a copied mount stays in a peer group with
+    // the host's. Rootless, the user namespace already turns our copies into slaves, but as
+    // real root our mounts would propagate back to the host (and pivot_root(2) refuses a
+    // shared parent). Make every mount private, recursively, before mounting anything
+    // (mount(2), MS_PRIVATE).
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("cannot make / private (mount MS_REC|MS_PRIVATE)")?;
+    Ok(())
+}
+
+/// The rootfs becomes our "/". chroot(2) changes where path lookups start, for us and for
+/// the command we exec; chroot does not move the working directory, which would stay
+/// outside the new root: so we go to the new "/" too (chdir(2)).
+fn enter_root(rootfs: &Path) -> Result<()> {
+    chroot(rootfs).context("chroot failed")?;
+    chdir("/").context("chdir(\"/\") failed")?;
+    Ok(())
+}
+
+/// Forks PID 1 of a new PID namespace. unshare(2) CLONE_NEWPID does not move *us*: a pid
+/// never changes. The next child we fork is PID 1 of the new namespace (pid_namespaces(7)).
+/// Both copies return from here: the parent with the child's pid, the child with `Child`.
+fn fork_pid_1() -> Result<ForkResult> {
+    unshare(CloneFlags::CLONE_NEWPID).context("unshare(CLONE_NEWPID) failed")?;
+    // From here on the parent passes signals on to the container (wait_for_container):
+    // catch them now, so that none is lost, or kills us, while we fork.
+    plumbing::catch_signals()?;
+    // fork(2) copies this process; both copies continue from here.
+    // SAFETY: this program is single-threaded, so the child may go on running Rust code
+    // (after fork in a multithreaded program, only async-signal-safe calls are allowed).
+    unsafe { fork() }.context("fork failed")
+}
+
+/// The parent stays on the host, in charge of the container: signals sent to it are passed
+/// on to PID 1, which ignores any it has no handler for. waitpid(2) sleeps until the child
+/// ends; its status becomes ours (128+N if it was killed by signal N).
+fn wait_for_container(child: Pid) -> Result<i32> {
+    plumbing::forward_signals(child);
+    let status = waitpid(child, None).context("waitpid failed")?;
+    Ok(plumbing::exit_code(status))
+}
+
+/// prctl(2) PR_SET_PDEATHSIG: if the parent dies, even of SIGKILL, the kernel kills us, and
+/// with PID 1 every other process in its namespace. No container outlives its step.
+fn die_with_parent() -> Result<()> {
+    set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG) failed")?;
+    Ok(())
+}
+
+/// Root inside, ourselves outside. unshare(2) CLONE_NEWUSER: any user may create a user
+/// namespace. Inside it we hold every capability, but only over the namespaces that it owns
+/// (user_namespaces(7)): so it comes first, and every namespace after it is ours to make.
+fn enter_user_namespace() -> Result<()> {
     // The maps below speak in host ids: remember ours before we leave.
     let uid_map = format!("0 {} 1", getuid());
     let gid_map = format!("0 {} 1", getgid());
-    // unshare(2) CLONE_NEWUSER: any user may create a user namespace. Inside it we hold all
-    // capabilities, but only over namespaces that it owns (user_namespaces(7)).
     unshare(CloneFlags::CLONE_NEWUSER)
         .context("unshare(CLONE_NEWUSER) failed")
         .with_hint(plumbing::user_namespace_hint)?;
@@ -44,89 +139,24 @@ fn container() -> Result<i32> {
     // supplementary group that the host uses to *deny* us access (user_namespaces(7)).
     fs::write("/proc/self/setgroups", "deny").context("cannot write /proc/self/setgroups")?;
     fs::write("/proc/self/gid_map", gid_map).context("cannot write /proc/self/gid_map")?;
+    Ok(())
+}
 
-    // === UTS NAMESPACE ===
-    // unshare(2) CLONE_NEWUTS: our own hostname (uts_namespaces(7)). It needs CAP_SYS_ADMIN
-    // in the user namespace that will own it: ours, where we have it.
+/// A hostname of our own. unshare(2) CLONE_NEWUTS gives this process a new UTS namespace
+/// (uts_namespaces(7)). Creating it needs CAP_SYS_ADMIN in the user namespace that will own
+/// it: ours, where we have it.
+fn isolate_hostname(name: &str) -> Result<()> {
     unshare(CloneFlags::CLONE_NEWUTS).context("unshare(CLONE_NEWUTS) failed")?;
     // sethostname(2) changes the name in our UTS namespace only; the host keeps its own.
-    sethostname("my-container").context("sethostname failed")?;
+    sethostname(name).context("sethostname failed")?;
+    Ok(())
+}
 
-    // === PID NAMESPACE ===
-    // unshare(2) CLONE_NEWPID does not move *us*: a pid never changes. The next child we
-    // fork is PID 1 of the new namespace (pid_namespaces(7)).
-    unshare(CloneFlags::CLONE_NEWPID).context("unshare(CLONE_NEWPID) failed")?;
-    // From here on the parent passes signals on to the container (see below): catch them
-    // now, so that none is lost, or kills us, while we fork.
-    plumbing::catch_signals()?;
-    // fork(2) copies this process; both copies continue from here.
-    // SAFETY: this program is single-threaded, so the child may go on running Rust code
-    // (after fork in a multithreaded program, only async-signal-safe calls are allowed).
-    match unsafe { fork() }.context("fork failed")? {
-        ForkResult::Parent { child } => {
-            // The parent stays on the host, in charge of the container: signals sent to it
-            // are passed on to PID 1, which ignores any it has no handler for.
-            plumbing::forward_signals(child);
-            // waitpid(2): sleep until the child ends, then report its status as our own.
-            let status = waitpid(child, None).context("waitpid failed")?;
-            Ok(plumbing::exit_code(status))
-        }
-        ForkResult::Child => {
-            // prctl(2) PR_SET_PDEATHSIG: if the parent dies, even of SIGKILL, the kernel
-            // kills us, and with PID 1 every other process in its namespace.
-            set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG) failed")?;
-
-            // === MOUNT NAMESPACE ===
-            // unshare(2) CLONE_NEWNS: a private copy of the mount table (mount_namespaces(7)).
-            unshare(CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS) failed")?;
-            // On systemd hosts `/` is a *shared* mount: a copied mount stays in a peer group
-            // with the host's, and our mounts would propagate back to it. Make every mount
-            // private, recursively, before mounting anything (mount(2), MS_PRIVATE).
-            mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-            .context("cannot make / private (mount MS_REC|MS_PRIVATE)")?;
-            // Bind-mount the rootfs onto itself (MS_BIND): it becomes a mount point of our
-            // own, and whatever we mount under it lives and dies with this namespace.
-            mount(
-                Some(&rootfs),
-                &rootfs,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .context("cannot bind-mount the root filesystem")?;
-            // chroot(2): from now on, "/" means the rootfs for us and for the command.
-            chroot(&rootfs).context("chroot failed")?;
-            // chroot does not move the working directory, which would stay outside the new
-            // root: go to the new "/" (chdir(2)).
-            chdir("/").context("chdir(\"/\") failed")?;
-
-            // === PROC FILESYSTEM ===
-            // mount(2) a fresh procfs on /proc. A procfs shows the PID namespace of the
-            // process that mounts it (proc(5)), so this one lists only the container. Inside
-            // a user namespace the kernel allows it only to a process in a PID namespace
-            // that the user namespace owns: us, PID 1. Nothing in /proc needs setuid,
-            // device files or exec, so those are off.
-            mount(
-                Some("proc"),
-                "/proc",
-                Some("proc"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                None::<&str>,
-            )
-            .context("cannot mount proc on /proc")
-            .hint("the rootfs needs an empty /proc directory (`just rootfs` makes one)")?;
-
-            host.after_isolation()?;
-            // execvp(3): find the command on PATH and replace this process with it
-            // (execve(2)); it keeps our pid, namespaces and root. Returns only on failure.
-            let Err(errno) = execvp(&command[0], &command);
-            Err(plumbing::exec_error(&command[0], errno))
-        }
-    }
+/// The command takes over this process: execvp(3) finds it on PATH and calls execve(2),
+/// which replaces our program but keeps our pid, namespaces and root. It returns only on
+/// failure, with the error to report (127 when there is no such command, 126 when it
+/// cannot be executed, as shells do).
+fn exec_command(command: &[CString]) -> anyhow::Error {
+    let Err(errno) = execvp(&command[0], command);
+    plumbing::exec_error(&command[0], errno)
 }
