@@ -206,9 +206,22 @@ fn rootfs_contents() -> Vec<(PathBuf, Option<Vec<u8>>)> {
     out
 }
 
-/// The scratch directory of a run of step 07, in the steps' TMPDIR.
-fn scratch_of(run: &common::Run) -> PathBuf {
-    fixture().tmp.join(format!("bento-07-overlay-{}", run.pid))
+/// A TMPDIR of one test's own, so that tests running at once do not see each other's
+/// scratch directories.
+fn own_tmp(test: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = fixture().dir.join(format!("tmp-{test}"));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    tmp
+}
+
+/// What runs of step 07 left in `tmp`: their scratch directories are named after the step.
+fn scratch_left(tmp: &Path) -> Vec<String> {
+    common::names(tmp)
+        .into_iter()
+        .filter(|name| name.starts_with("bento-") && name.contains("07-overlay"))
+        .collect()
 }
 
 #[test]
@@ -228,21 +241,31 @@ fn step_07_writes_land_in_the_upper_layer_never_in_the_rootfs() {
 
 #[test]
 fn step_07_removes_its_layers_however_the_container_ends() {
+    let tmp = own_tmp("removes-its-layers");
     for args in [
         &["true"][..],
         &["sh", "-c", "touch /tmp/x; exit 3"],
         &["no-such-command"],
         &["sh", "-c", "kill -9 $$"],
     ] {
-        let run = step(7, args).run();
-        assert!(!scratch_of(&run).exists(), "left behind after {args:?}");
+        let run = step(7, args).env("TMPDIR", &tmp).run();
+        assert_eq!(
+            scratch_left(&tmp),
+            [""; 0],
+            "left behind after {args:?}: {}",
+            run.report()
+        );
     }
 }
 
 #[test]
 fn step_07_on_a_kernel_that_refuses_the_overlay_says_which_it_needs() {
     let deny = fixture().bin.join("deny");
-    let run = step(7, &["true"]).wrapped_in(&deny, &["overlay"]).run();
+    let tmp = own_tmp("refused-overlay");
+    let run = step(7, &["true"])
+        .env("TMPDIR", &tmp)
+        .wrapped_in(&deny, &["overlay"])
+        .run();
     run.assert_code(125);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     assert_eq!(
@@ -254,7 +277,119 @@ fn step_07_on_a_kernel_that_refuses_the_overlay_says_which_it_needs() {
             kernel.trim()
         )
     );
-    assert!(!scratch_of(&run).exists(), "the layers are removed");
+    assert_eq!(scratch_left(&tmp), [""; 0], "the layers are removed");
+}
+
+#[test]
+fn step_07_a_child_that_fails_after_the_overlay_leaves_cleanup_to_the_parent() {
+    // A rootfs whose /proc is a file: the overlay mounts, then the child cannot mount proc.
+    let rootfs = fixture().dir.join("proc-is-a-file");
+    if !rootfs.exists() {
+        common::build_rootfs(&rootfs);
+        std::fs::remove_dir(rootfs.join("proc")).unwrap();
+        std::fs::write(rootfs.join("proc"), "not a directory\n").unwrap();
+    }
+    let before = common::names(&rootfs.join("bin"));
+    let tmp = own_tmp("child-fails");
+    let run = step(7, &["true"])
+        .env("BENTO_ROOTFS", &rootfs)
+        .env("TMPDIR", &tmp)
+        .run();
+    run.assert_code(125);
+    // Only the child's error: the parent found an empty upper layer (nothing changed), and
+    // no second cleanup ran inside the container's view of the layers.
+    assert_eq!(
+        run.error(),
+        "step-07-overlay: error: cannot mount proc on the rootfs's /proc: ENOTDIR: Not a \
+         directory\n  hint: the rootfs needs an empty /proc directory (`just rootfs` makes one)\n"
+    );
+    assert_eq!(scratch_left(&tmp), [""; 0], "the parent removed the layers");
+    assert_eq!(
+        common::names(&rootfs.join("bin")),
+        before,
+        "the rootfs is untouched"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("proc")).unwrap(),
+        "not a directory\n"
+    );
+}
+
+#[test]
+fn a_scratch_directory_is_removed_only_by_the_process_that_made_it() {
+    let tmp = own_tmp("scratch-fork");
+    let output = std::process::Command::new(common::built("scratch_fork"))
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("kept "),
+        "the forked child removed it: {stdout}"
+    );
+    assert_eq!(
+        common::names(&tmp),
+        [""; 0],
+        "the parent removed it when it was done"
+    );
+}
+
+// ---- the checklist grows with the steps ----------------------------------------------------
+
+/// The checklist lines a run of step `n` printed: `(ticked, name)`.
+fn checklist(n: usize) -> Vec<(bool, String)> {
+    let run = step(n, &["true"]).run();
+    run.assert_code(0);
+    let (_, checks) = run.stderr.split_once("Container checklist\n").unwrap();
+    checks
+        .lines()
+        .take_while(|line| line.starts_with("  "))
+        .map(|line| {
+            let line = line.trim_start();
+            let ticked = line.starts_with('✅');
+            let name = line.chars().skip(2).collect::<String>();
+            (ticked, name.split("  ").next().unwrap().trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn steps_06_to_08_tick_lines_that_step_05_cannot() {
+    let ticked = |n| -> Vec<String> {
+        checklist(n)
+            .into_iter()
+            .filter(|(ok, _)| *ok)
+            .map(|(_, name)| name)
+            .collect()
+    };
+    let talk = [
+        "Rootless",
+        "Isolated hostname",
+        "Believes it is PID 1",
+        "Isolated root filesystem",
+        "Own /proc",
+    ];
+    assert_eq!(ticked(5), talk);
+    // Step 05 shows the next line unticked: the chroot can be escaped.
+    assert_eq!(
+        checklist(5).last().unwrap(),
+        &(false, "Host's / out of reach".to_string())
+    );
+    assert_eq!(ticked(6)[5..], ["Host's / out of reach"]);
+    assert_eq!(ticked(7)[5..], ["Host's / out of reach", "Image untouched"]);
+    assert_eq!(
+        ticked(8)[5..],
+        ["Host's / out of reach", "Image untouched", "Own network"]
+    );
+    // Before step 05, the talk's five lines only.
+    for n in [0, 2, 3, 4] {
+        assert_eq!(checklist(n).len(), 5, "step {n}");
+    }
 }
 
 // ---- step 08: network namespace ------------------------------------------------------------
@@ -413,7 +548,7 @@ fn a_rootfs_that_is_a_file_is_refused() {
 fn a_rootfs_without_the_command_is_refused() {
     let empty = fixture().dir.join("empty-rootfs");
     std::fs::create_dir_all(&empty).unwrap();
-    // The default command, /bin/sh.
+    // The default command, /bin/sh: no command was named, so the rootfs is what is wrong.
     let run = step(4, &[]).env("BENTO_ROOTFS", &empty).run();
     run.assert_code(125);
     assert_eq!(
@@ -422,9 +557,9 @@ fn a_rootfs_without_the_command_is_refused() {
          hint: empty-rootfs does not look like a root filesystem: run `just rootfs` to build \
          one, or point BENTO_ROOTFS at one\n"
     );
-    // Another command given by its path.
+    // Another command given by its path: not found, 127, as a shell says.
     let run = step(5, &["/bin/nope"]).run();
-    run.assert_code(125);
+    run.assert_code(127);
     assert_eq!(
         run.stderr,
         "step-05-procfs: error: the root filesystem rootfs has no /bin/nope\n  \

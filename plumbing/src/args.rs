@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::errors::Hint;
+use crate::errors::{Hint, missing_command};
 
 /// The command a step runs when none is given.
 const DEFAULT_COMMAND: &CStr = c"/bin/sh";
@@ -61,15 +61,18 @@ pub fn rootfs(command: &[CString]) -> Result<PathBuf> {
             // symlink_metadata: busybox's applets are symlinks, and an absolute symlink
             // means a path inside the container, not on the host.
             if inside.symlink_metadata().is_err() {
-                let hint = if is_default {
-                    format!("{shown} does not look like a root filesystem: {ROOTFS_HINT}")
-                } else {
-                    format!("the command must exist inside the container: try `ls {shown}`")
-                };
-                return Err(anyhow::anyhow!(
-                    "the root filesystem {shown} has no {program}"
-                ))
-                .hint(hint);
+                let message = format!("the root filesystem {shown} has no {program}");
+                if is_default {
+                    // No command was named: what is wrong is the rootfs, a setup failure.
+                    return Err(anyhow::anyhow!(message)).hint(format!(
+                        "{shown} does not look like a root filesystem: {ROOTFS_HINT}"
+                    ));
+                }
+                // A command that does not exist exits 127, however it is named.
+                return Err(missing_command(
+                    message,
+                    format!("the command must exist inside the container: try `ls {shown}`"),
+                ));
             }
         }
     }

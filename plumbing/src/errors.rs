@@ -52,19 +52,17 @@ impl<T, E: Into<anyhow::Error>> Hint<T> for Result<T, E> {
     }
 }
 
-/// `execvp` came back: the command could not be started.
+/// The command could not be started: `execvp` came back, or the command is known to be
+/// missing before we try. `errno` decides the exit status.
 #[derive(Debug)]
 struct ExecFailed {
-    program: String,
+    message: String,
     errno: Errno,
 }
 
 impl fmt::Display for ExecFailed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.errno {
-            Errno::ENOENT => write!(f, "{}: command not found", self.program),
-            errno => write!(f, "{}: cannot execute: {}", self.program, errno.desc()),
-        }
+        f.write_str(&self.message)
     }
 }
 
@@ -73,8 +71,12 @@ impl std::error::Error for ExecFailed {}
 /// Turns the error of a failed `execvp` into an error that exits like a shell would:
 /// 127 when the command does not exist, 126 when it exists but cannot be executed.
 pub fn exec_error(program: &CStr, errno: Errno) -> anyhow::Error {
+    let program = program.to_string_lossy();
     let failed = ExecFailed {
-        program: program.to_string_lossy().into_owned(),
+        message: match errno {
+            Errno::ENOENT => format!("{program}: command not found"),
+            errno => format!("{program}: cannot execute: {}", errno.desc()),
+        },
         errno,
     };
     let hint = match errno {
@@ -92,6 +94,18 @@ pub fn exec_error(program: &CStr, errno: Errno) -> anyhow::Error {
     anyhow::Error::new(Hinted {
         error: anyhow::Error::new(failed),
         hint: hint.into(),
+    })
+}
+
+/// A command that we know is missing before trying to run it: reported with `message` and
+/// `hint`, and exits 127 like any command not found.
+pub(crate) fn missing_command(message: String, hint: String) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        error: anyhow::Error::new(ExecFailed {
+            message,
+            errno: Errno::ENOENT,
+        }),
+        hint,
     })
 }
 

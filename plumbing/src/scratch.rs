@@ -10,10 +10,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-/// `$TMPDIR/bento-NAME-PID`, removed with everything in it when dropped.
+/// `$TMPDIR/bento-NAME-PID`, removed with everything in it when dropped by the process
+/// that created it.
 #[derive(Debug)]
 pub struct Scratch {
     dir: PathBuf,
+    /// The process that created it. After fork(2) the child holds a copy of this value too,
+    /// and the child of a step must never remove the parent's layers: it may fail and
+    /// return while the parent still needs them, and it sees them through its own mounts.
+    owner: u32,
 }
 
 impl Scratch {
@@ -32,7 +37,10 @@ impl Scratch {
             fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
             fs::set_permissions(&path, fs::Permissions::from_mode(0o700))?;
         }
-        Ok(Scratch { dir })
+        Ok(Scratch {
+            dir,
+            owner: std::process::id(),
+        })
     }
 
     /// A path inside the scratch directory.
@@ -60,6 +68,9 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if std::process::id() != self.owner {
+            return;
+        }
         let _ = remove_tree(&self.dir);
     }
 }

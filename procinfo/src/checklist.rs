@@ -1,8 +1,12 @@
 //! The talk's container checklist, computed from the real state rather than asserted.
 //!
 //! Every line compares what the process sees now with what it saw before isolation:
-//! namespace links from `/proc/self/ns`, `stat("/")`, `/proc/self/uid_map`, and where
-//! `/proc/self` points.
+//! namespace links from `/proc/self/ns`, `stat("/")`, `/proc/self/uid_map`, where
+//! `/proc/self` points, whether `..` still climbs to the host's root, the mount at `/`
+//! (`/proc/self/mountinfo`) and the network interfaces (`/proc/self/net/dev`).
+//!
+//! The first five lines are the talk's; each later step ticks one more. A step shows the
+//! lines it has ticked and the next one, unticked: what the next step is for.
 
 /// The observations the checklist is computed from.
 #[derive(Debug, Clone)]
@@ -25,6 +29,15 @@ pub struct Facts {
     pub new_root: bool,
     /// The pid `/proc/self` resolves to inside the current root, if it resolves at all.
     pub proc_self: Option<i32>,
+    /// Does `..`, from a chroot below our root, still reach the host's root directory?
+    /// `None` when that could not be tried.
+    pub host_root_reachable: Option<bool>,
+    /// The filesystem type and options of the mount at `/`, if `/` is a mount point.
+    pub root_fs: Option<(String, String)>,
+    /// Is the network namespace different from the one before isolation?
+    pub new_net_ns: bool,
+    /// The network interfaces this process sees.
+    pub interfaces: Vec<String>,
 }
 
 /// One line of the checklist.
@@ -52,7 +65,10 @@ pub fn outside_uid(uid_map: &str, uid: u32) -> Option<u32> {
     })
 }
 
-/// Computes the five lines of the checklist.
+/// The talk's checklist stops at its fifth line, "Own /proc".
+const TALK_LINES: usize = 5;
+
+/// Computes every line of the checklist.
 pub fn evaluate(facts: &Facts) -> Vec<Check> {
     let check = |ok, name, detail: String| Check { ok, name, detail };
     let outside = outside_uid(&facts.uid_map, facts.uid);
@@ -141,7 +157,73 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         ),
     };
 
-    vec![rootless, hostname, pid1, root, proc]
+    let old_root = match facts.host_root_reachable {
+        Some(false) => check(
+            true,
+            "Host's / out of reach",
+            "pivot_root detached it: `..` stops at our /".into(),
+        ),
+        Some(true) if facts.new_root => check(
+            false,
+            "Host's / out of reach",
+            "still mounted: `..` climbs back to it (chroot escape)".into(),
+        ),
+        Some(true) => check(false, "Host's / out of reach", "/ is the host's /".into()),
+        None => check(
+            false,
+            "Host's / out of reach",
+            "could not be checked (no directory to chroot into)".into(),
+        ),
+    };
+
+    let image = match &facts.root_fs {
+        Some((fstype, options)) if fstype == "overlay" && options.contains("upperdir=") => check(
+            true,
+            "Image untouched",
+            "/ is an overlay: writes go to this run's own layer".into(),
+        ),
+        _ if facts.new_root => check(
+            false,
+            "Image untouched",
+            "writes to / change the root filesystem itself".into(),
+        ),
+        _ => check(
+            false,
+            "Image untouched",
+            "writes to / change the host's files".into(),
+        ),
+    };
+
+    let network = match (facts.new_net_ns, facts.interfaces.as_slice()) {
+        (true, [lo]) if lo == "lo" => {
+            check(true, "Own network", "own network namespace: only lo".into())
+        }
+        (true, others) => check(
+            false,
+            "Own network",
+            format!("own network namespace, with {}", others.join(", ")),
+        ),
+        (false, _) => check(
+            false,
+            "Own network",
+            "shares the host's network: its interfaces, its ports".into(),
+        ),
+    };
+
+    vec![
+        rootless, hostname, pid1, root, proc, old_root, image, network,
+    ]
+}
+
+/// The lines a step shows: the talk's five, then every line up to the last one ticked, and
+/// the next one (unticked: the next step's lesson).
+pub fn visible(checks: &[Check]) -> &[Check] {
+    let ticked = checks
+        .iter()
+        .rposition(|check| check.ok)
+        .map_or(0, |last| last + 1);
+    let shown = (ticked + 1).max(TALK_LINES).min(checks.len());
+    &checks[..shown]
 }
 
 /// Renders the checklist, one line per check.
@@ -172,6 +254,13 @@ mod tests {
             new_pid_ns: true,
             new_root: true,
             proc_self: Some(1),
+            host_root_reachable: Some(false),
+            root_fs: Some((
+                "overlay".into(),
+                "rw,lowerdir=/r,upperdir=/u,workdir=/w".into(),
+            )),
+            new_net_ns: true,
+            interfaces: vec!["lo".into()],
         }
     }
 
@@ -182,7 +271,8 @@ mod tests {
     #[test]
     fn a_full_rootless_container_ticks_every_line() {
         let checks = evaluate(&container());
-        assert_eq!(oks(&container()), [true; 5]);
+        assert_eq!(oks(&container()), [true; 8]);
+        assert_eq!(visible(&checks).len(), 8);
         assert_eq!(
             checks[0].detail,
             "uid 0 inside is unprivileged uid 1000 outside (uid_map)"
@@ -201,8 +291,13 @@ mod tests {
             new_pid_ns: false,
             new_root: false,
             proc_self: Some(4242),
+            host_root_reachable: Some(true),
+            root_fs: Some(("ext4".into(), "rw".into())),
+            new_net_ns: false,
+            interfaces: vec!["lo".into(), "eth0".into()],
         };
-        assert_eq!(oks(&host), [false; 5]);
+        assert_eq!(oks(&host), [false; 8]);
+        assert_eq!(visible(&evaluate(&host)).len(), 5);
         let checks = evaluate(&host);
         assert_eq!(checks[2].detail, "pid 4242 in the host's PID namespace");
         // /proc/self matches getpid() on the host too: that alone proves nothing.
@@ -251,7 +346,7 @@ mod tests {
             new_root: false,
             ..container()
         };
-        assert_eq!(oks(&facts), [true, true, true, false, false]);
+        assert_eq!(oks(&facts)[..5], [true, true, true, false, false]);
     }
 
     #[test]
@@ -263,6 +358,66 @@ mod tests {
         let checks = evaluate(&facts);
         assert!(!checks[4].ok);
         assert!(checks[4].detail.starts_with("no procfs"));
+    }
+
+    #[test]
+    fn each_step_shows_the_line_it_ticks_and_the_next() {
+        // step 05: chroot and a procfs, the talk's five lines are ticked
+        let step_05 = Facts {
+            host_root_reachable: Some(true),
+            root_fs: None,
+            new_net_ns: false,
+            interfaces: vec!["lo".into(), "eth0".into()],
+            ..container()
+        };
+        let checks = evaluate(&step_05);
+        let shown = visible(&checks);
+        assert_eq!(shown.len(), 6, "{shown:?}");
+        assert!(!shown[5].ok);
+        assert!(
+            shown[5].detail.contains("chroot escape"),
+            "{}",
+            shown[5].detail
+        );
+        // step 06: pivot_root ticks the sixth line and shows the seventh
+        let step_06 = Facts {
+            host_root_reachable: Some(false),
+            root_fs: Some(("ext4".into(), "rw".into())),
+            ..step_05.clone()
+        };
+        let checks = evaluate(&step_06);
+        assert_eq!(
+            visible(&checks).iter().map(|c| c.ok).collect::<Vec<_>>(),
+            [true, true, true, true, true, true, false]
+        );
+        // step 07: the overlay ticks the seventh line; the network is still the host's
+        let step_07 = Facts {
+            root_fs: container().root_fs,
+            ..step_06
+        };
+        let checks = evaluate(&step_07);
+        assert_eq!(visible(&checks).len(), 8);
+        assert_eq!(
+            checks[7].detail,
+            "shares the host's network: its interfaces, its ports"
+        );
+        // step 03: no new root, the talk's five lines only
+        let step_03 = Facts {
+            new_root: false,
+            host_root_reachable: Some(true),
+            proc_self: Some(4243),
+            ..step_05
+        };
+        assert_eq!(visible(&evaluate(&step_03)).len(), 5);
+    }
+
+    #[test]
+    fn an_overlay_without_an_upper_layer_does_not_count() {
+        let facts = Facts {
+            root_fs: Some(("overlay".into(), "ro,lowerdir=/a:/b".into())),
+            ..container()
+        };
+        assert!(!evaluate(&facts)[6].ok);
     }
 
     #[test]

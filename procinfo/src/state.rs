@@ -8,8 +8,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use nix::fcntl::readlinkat;
-use nix::unistd::{getcwd, gethostname, getpid, getuid};
+use nix::fcntl::{OFlag, readlinkat};
+use nix::sys::stat::Mode;
+use nix::unistd::{chdir, chroot, fchdir, getcwd, gethostname, getpid, getuid};
 
 use crate::checklist::{self, Facts};
 
@@ -19,12 +20,13 @@ struct Snapshot {
     hostname: OsString,
     pid: i32,
     cwd: Result<PathBuf, nix::Error>,
-    /// The `user`, `uts` and `pid` links of `/proc/self/ns`, e.g. `uts:[4026531838]`:
+    /// The `user`, `uts`, `pid` and `net` links of `/proc/self/ns`, e.g. `uts:[4026531838]`:
     /// two processes are in the same namespace exactly when these links are equal
     /// (namespaces(7)).
     user_ns: OsString,
     uts_ns: OsString,
     pid_ns: OsString,
+    net_ns: OsString,
     /// `stat("/")`: device and inode of the root directory this process sees.
     root: (u64, u64),
 }
@@ -44,6 +46,7 @@ impl Snapshot {
             user_ns: ns("user")?,
             uts_ns: ns("uts")?,
             pid_ns: ns("pid")?,
+            net_ns: ns("net")?,
             root: (root.dev(), root.ino()),
         })
     }
@@ -87,6 +90,8 @@ impl Host {
     /// followed by the container checklist comparing it with the host.
     pub fn after_isolation(&self) -> Result<()> {
         let now = Snapshot::capture(&self.proc)?;
+        let new_root = now.root != self.before.root;
+        let mountinfo = self.read("self/mountinfo")?;
         let facts = Facts {
             uid: now.uid,
             uid_map: self.read("self/uid_map")?,
@@ -95,14 +100,22 @@ impl Host {
             hostname: now.hostname.to_string_lossy().into_owned(),
             pid: now.pid,
             new_pid_ns: now.pid_ns != self.before.pid_ns,
-            new_root: now.root != self.before.root,
+            new_root,
             // What `/proc/self` means *inside* our current root: the procfs a program like
             // `ps` would read.
             proc_self: std::fs::read_link("/proc/self")
                 .ok()
                 .and_then(|target| target.to_str()?.parse().ok()),
+            host_root_reachable: if new_root {
+                climbs_to(self.before.root)?
+            } else {
+                Some(true)
+            },
+            root_fs: root_mount(&mountinfo),
+            new_net_ns: now.net_ns != self.before.net_ns,
+            interfaces: interfaces(&self.read("self/net/dev")?),
         };
-        let checks = checklist::render(&checklist::evaluate(&facts));
+        let checks = checklist::render(checklist::visible(&checklist::evaluate(&facts)));
         eprint!("{}{checks}", now.render("After Isolation"));
         Ok(())
     }
@@ -117,5 +130,100 @@ impl Host {
         )
         .with_context(|| format!("cannot open /proc/{path}"))?;
         std::io::read_to_string(File::from(fd)).with_context(|| format!("cannot read /proc/{path}"))
+    }
+}
+
+/// Can `..` climb from our root back to the host's root directory `host_root` (device,
+/// inode)? The classic chroot escape, tried and undone: chroot(2) into a subdirectory,
+/// which leaves the working directory outside the new root, where `..` is not stopped;
+/// walk up, stat(2) where we are, then go back to our own root and working directory.
+/// `None` when it cannot be tried (no subdirectory, or no CAP_SYS_CHROOT).
+fn climbs_to(host_root: (u64, u64)) -> Result<Option<bool>> {
+    let open = |path: &str| {
+        nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+    };
+    let (Some(root), Some(cwd)) = (open("/"), open(".")) else {
+        return Ok(None);
+    };
+    let subdir = std::fs::read_dir("/").ok().and_then(|entries| {
+        let mut entries = entries.flatten();
+        entries.find(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+    });
+    let Some(subdir) = subdir else {
+        return Ok(None);
+    };
+    if chdir("/").and_then(|()| chroot(&subdir.path())).is_err() {
+        return Ok(None);
+    }
+    for _ in 0..256 {
+        let _ = chdir("..");
+    }
+    let here = std::fs::metadata(".").map(|here| (here.dev(), here.ino()));
+    // Back to where we were: our root, then our working directory.
+    fchdir(root.as_fd())
+        .and_then(|()| chroot("."))
+        .and_then(|()| fchdir(cwd.as_fd()))
+        .context("cannot return to the container's root after trying the chroot escape")?;
+    Ok(here.ok().map(|here| here == host_root))
+}
+
+/// The filesystem type and options of the mount at `/`, from mountinfo (proc(5)): the last
+/// line whose mount point is `/` is the one on top. `None` when `/` is not a mount point of
+/// our view (a chroot into a plain directory).
+fn root_mount(mountinfo: &str) -> Option<(String, String)> {
+    mountinfo.lines().rev().find_map(|line| {
+        let (mount, fs) = line.split_once(" - ")?;
+        (mount.split(' ').nth(4)? == "/").then_some(())?;
+        let mut fs = fs.split(' ');
+        let fstype = fs.next()?.to_string();
+        let options = fs.nth(1).unwrap_or_default().to_string();
+        Some((fstype, options))
+    })
+}
+
+/// The interface names of `/proc/self/net/dev` (proc(5)): after two header lines, one
+/// `NAME: counters...` line each.
+fn interfaces(net_dev: &str) -> Vec<String> {
+    net_dev
+        .lines()
+        .skip(2)
+        .filter_map(|line| Some(line.split_once(':')?.0.trim().to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mount_on_top_of_root_is_found() {
+        let mountinfo = "\
+            22 1 252:0 / / rw,relatime - ext4 /dev/vda rw\n\
+            40 22 0:21 / /proc rw - proc proc rw\n\
+            41 22 0:45 / / rw - overlay overlay rw,lowerdir=/r,upperdir=/u,workdir=/w\n";
+        assert_eq!(
+            root_mount(mountinfo),
+            Some((
+                "overlay".into(),
+                "rw,lowerdir=/r,upperdir=/u,workdir=/w".into()
+            ))
+        );
+        assert_eq!(root_mount("40 22 0:21 / /proc rw - proc proc rw\n"), None);
+    }
+
+    #[test]
+    fn interfaces_are_read_from_net_dev() {
+        let net_dev = "\
+Inter-|   Receive                            |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets
+    lo:       0       0    0    0    0     0          0         0        0       0
+  eth0: 1234 5 0 0 0 0 0 0 99 1
+";
+        assert_eq!(interfaces(net_dev), ["lo", "eth0"]);
     }
 }
