@@ -76,7 +76,7 @@ fn pivot_into(root: &Path) -> Result<()> {
     chdir(root).context("cannot enter the root filesystem")?;
     pivot_root(".", ".")
         .context("pivot_root failed")
-        .hint("the root filesystem must be a mount point other than the current root: is BENTO_ROOTFS `/`?")?;
+        .hint("the new root must be a mount point other than `/`: is BENTO_ROOTFS `/`?")?;
     // umount2(2) MNT_DETACH: detach the old root, the host's whole tree, from our
     // namespace. Nothing in here can reach it any more, not even with "..".
     umount2(".", MntFlags::MNT_DETACH).context("cannot detach the old root")?;
