@@ -1,7 +1,7 @@
 //! rootfs-fetch against registries: a real one (Debian's `docker-registry`, the CNCF
 //! distribution registry, on a free loopback port, filled with `skopeo`), and a tiny
 //! in-test server for what a real registry will not do on demand: ask for a token,
-//! serve a tampered blob, stall in the middle of a download.
+//! redirect, serve a tampered blob, stall or trickle in the middle of a download.
 
 mod common;
 mod fixtures;
@@ -9,12 +9,13 @@ mod fixtures;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use fixtures::{
     Entry, Layer, Layout, Response, Server, assert_error, assert_ok, busybox_layer, fetch,
-    host_and_other_arch, oci_layout, rootfs_fetch, stderr, tree, world_readable_tempdir,
+    host_and_other_arch, oci_layout, rootfs_fetch, serve_layout, stderr, tree,
+    world_readable_tempdir,
 };
 
 /// Are `docker-registry` and `skopeo` installed? If not, the test is skipped with the
@@ -571,4 +572,284 @@ fn without_a_source_an_unreachable_registry_means_the_host_busybox() {
     let output = fetch(work.path(), &[&source, &"other"]);
     assert_error(&output, &format!("cannot reach {nobody_listens}"));
     assert!(stderr(&output).contains("hint: offline? `rootfs-fetch busybox:`"));
+}
+
+/// A plain-HTTP URL on another machine (TEST-NET-1, RFC 5737: reserved for examples, no
+/// server has it). It is only ever handed to rootfs-fetch to be refused: nothing may
+/// connect to it.
+const ELSEWHERE: &str = "http://192.0.2.1";
+
+/// How long rootfs-fetch may take to refuse a URL: well under its 5 s connect timeout, so
+/// that a refusal cannot be mistaken for a failed connection.
+const REFUSED_AT_ONCE: Duration = Duration::from_secs(3);
+
+/// Runs `rootfs-fetch ARGS` with the limits of its downloads shortened (in seconds:
+/// `read`, without a byte; `total`, for one answer), and how long it took. Fails (and
+/// kills it) if it is still running after 20 s, as it would without the limits.
+fn fetch_with_limits(
+    work: &Path,
+    args: &[&dyn AsRef<std::ffi::OsStr>],
+    read: u64,
+    total: u64,
+) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = rootfs_fetch(work, args)
+        .env("BENTO_FETCH_READ_TIMEOUT", read.to_string())
+        .env("BENTO_FETCH_TIMEOUT", total.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "rootfs-fetch was not cut off after 20 s:\n{}",
+                stderr(&output)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child.wait_with_output().unwrap(), started.elapsed())
+}
+
+/// A digest as rootfs-fetch shows it: `sha256:` and 12 hex digits.
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min("sha256:".len() + 12)]
+}
+
+/// The test server playing the busybox registry, with `change` deciding the answer to
+/// the requests it returns Some for.
+fn registry_but(
+    layout: &Layout,
+    manifest: &serde_json::Value,
+    change: impl Fn(&fixtures::Request) -> Option<Response> + Send + Sync + 'static,
+) -> Server {
+    let serve = fixtures::registry_handler(layout, manifest, None);
+    Server::start(move |request| change(request).unwrap_or_else(|| serve(request)))
+}
+
+#[test]
+fn a_redirect_to_plain_http_on_another_machine_is_refused_without_connecting() {
+    let work = tempfile::tempdir().unwrap();
+    let (layout, manifest, layer, _) = busybox_image(work.path());
+    let (target, before) = old_rootfs(work.path());
+    let blob = format!("/v2/busybox/blobs/{layer}");
+    for (redirected, location, absolute) in [
+        (
+            "/v2/busybox/manifests/latest".to_string(),
+            format!("{ELSEWHERE}/v2/busybox/manifests/latest"),
+            format!("{ELSEWHERE}/v2/busybox/manifests/latest"),
+        ),
+        (
+            blob.clone(),
+            format!("{ELSEWHERE}/blobs/{layer}?signed=1"),
+            format!("{ELSEWHERE}/blobs/{layer}?signed=1"),
+        ),
+        // Without a scheme, the location keeps the request's: http.
+        (
+            blob.clone(),
+            format!("//192.0.2.1/blobs/{layer}"),
+            format!("{ELSEWHERE}/blobs/{layer}"),
+        ),
+    ] {
+        let path = redirected.clone();
+        let server = registry_but(&layout, &manifest, move |request| {
+            (request.path == path).then(|| Response::new(307, "").header("Location", &location))
+        });
+        let source = format!("docker://127.0.0.1:{}/busybox:latest", server.port);
+
+        let started = Instant::now();
+        let output = fetch(work.path(), &[&source, &target]);
+        let took = started.elapsed();
+        assert_error(
+            &output,
+            &format!(
+                "registry 127.0.0.1:{} redirects to {absolute}: refused, plain HTTP goes only to this machine",
+                server.port
+            ),
+        );
+        assert!(
+            stderr(&output).contains("hint: plain HTTP can be read and changed on the way"),
+            "{}",
+            stderr(&output)
+        );
+        // Refused before any connection, not after one failed.
+        assert!(took < REFUSED_AT_ONCE, "took {took:?}");
+        assert!(server.paths().contains(&redirected), "{:?}", server.paths());
+        assert_untouched(work.path(), &target, &before);
+        assert_not_cached(work.path(), &layer);
+    }
+}
+
+#[test]
+fn a_token_realm_over_plain_http_on_another_machine_is_refused_without_connecting() {
+    let work = tempfile::tempdir().unwrap();
+    let (target, before) = old_rootfs(work.path());
+    let registry = Server::start(|_| {
+        Response::new(
+            401,
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+        )
+        .header(
+            "WWW-Authenticate",
+            &format!(r#"Bearer realm="{ELSEWHERE}/token",service="test""#),
+        )
+    });
+    let source = format!("docker://127.0.0.1:{}/busybox:latest", registry.port);
+
+    let started = Instant::now();
+    let output = fetch(work.path(), &[&source, &target]);
+    let took = started.elapsed();
+    assert_error(
+        &output,
+        &format!(
+            "registry 127.0.0.1:{} asks for a token at {ELSEWHERE}/token: refused, plain HTTP goes only to this machine",
+            registry.port
+        ),
+    );
+    assert!(
+        stderr(&output).contains("hint: plain HTTP can be read and changed on the way"),
+        "{}",
+        stderr(&output)
+    );
+    // Refused before any connection, not after one failed.
+    assert!(took < REFUSED_AT_ONCE, "took {took:?}");
+    assert_eq!(registry.paths(), ["/v2/busybox/manifests/latest"]);
+    assert_untouched(work.path(), &target, &before);
+}
+
+#[test]
+fn redirects_on_this_machine_are_followed_and_the_token_stays_with_the_registry() {
+    let work = tempfile::tempdir().unwrap();
+    let (layout, manifest, layer, _) = busybox_image(work.path());
+    let tokens = Server::start(|_| Response::new(200, r#"{"token":"t0ken"}"#));
+    let realm = format!("http://127.0.0.1:{}/token", tokens.port);
+    // Another server on this machine (another port: another origin) holds the layer, as a
+    // CDN would, without asking for a token.
+    let storage = serve_layout(&layout, &manifest, None);
+    let layer_path = format!("/v2/busybox/blobs/{layer}");
+    let stored_at = format!("http://127.0.0.1:{}{layer_path}", storage.port);
+    let digest = manifest["digest"].as_str().unwrap().to_string();
+    let serve = fixtures::registry_handler(&layout, &manifest, None);
+    let redirected = layer_path.clone();
+    let registry = Server::start(move |request| {
+        if request.headers.get("authorization").map(String::as_str) != Some("Bearer t0ken") {
+            return Response::new(401, "").header(
+                "WWW-Authenticate",
+                &format!(r#"Bearer realm="{realm}",service="test""#),
+            );
+        }
+        match request.path.as_str() {
+            // A redirect to a path stays on the registry: the token goes with it.
+            "/v2/busybox/manifests/latest" => Response::new(307, "")
+                .header("Location", &format!("/v2/busybox/manifests/{digest}")),
+            path if path == redirected => Response::new(307, "").header("Location", &stored_at),
+            _ => serve(request),
+        }
+    });
+    let source = format!("docker://127.0.0.1:{}/busybox:latest", registry.port);
+
+    let output = fetch(work.path(), &[&source, &"rootfs"]);
+    assert_ok(&output);
+    assert!(work.path().join("rootfs/bin/busybox").is_file());
+    let sent = storage.requests.lock().unwrap().clone();
+    assert_eq!(
+        sent.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
+        [layer_path.as_str()]
+    );
+    assert_eq!(
+        sent[0].headers.get("authorization"),
+        None,
+        "the registry's token was sent to another server"
+    );
+}
+
+#[test]
+fn a_download_that_stalls_is_cut_off_with_a_clear_message() {
+    let work = tempfile::tempdir().unwrap();
+    let (layout, manifest, layer, _) = busybox_image(work.path());
+    let (target, before) = old_rootfs(work.path());
+    for (stalled, sent, what) in [
+        // Headers, then silence.
+        (
+            "/v2/busybox/manifests/latest".to_string(),
+            0,
+            "the manifest".to_string(),
+        ),
+        // Part of the layer, then silence.
+        (
+            format!("/v2/busybox/blobs/{layer}"),
+            1000,
+            format!("blob {}", short(&layer)),
+        ),
+    ] {
+        let serve = fixtures::registry_handler(&layout, &manifest, None);
+        let server = Server::start(move |request| {
+            let mut response = serve(request);
+            if request.path == stalled {
+                response.stall_after = Some(sent);
+            }
+            response
+        });
+        let source = format!("docker://127.0.0.1:{}/busybox:latest", server.port);
+
+        let (output, took) = fetch_with_limits(work.path(), &[&source, &target], 1, 60);
+        assert_error(
+            &output,
+            &format!(
+                "registry 127.0.0.1:{} stopped sending (no data for 1 s) while downloading {what}",
+                server.port
+            ),
+        );
+        assert!(
+            stderr(&output).contains("try again later (BENTO_FETCH_READ_TIMEOUT=SECONDS "),
+            "{}",
+            stderr(&output)
+        );
+        assert!(took < Duration::from_secs(10), "cut off after {took:?}");
+        assert_untouched(work.path(), &target, &before);
+        assert_not_cached(work.path(), &layer);
+    }
+}
+
+#[test]
+fn a_download_that_trickles_forever_is_cut_off_by_the_deadline() {
+    let work = tempfile::tempdir().unwrap();
+    let (layout, manifest, layer, size) = busybox_image(work.path());
+    // At 1 KiB per 200 ms the layer would take minutes, and no read waits a second.
+    assert!(
+        size > 100 * 1024,
+        "the layer is too small to trickle for long"
+    );
+    let slow = format!("/v2/busybox/blobs/{layer}");
+    let serve = fixtures::registry_handler(&layout, &manifest, None);
+    let server = Server::start(move |request| {
+        let mut response = serve(request);
+        if request.path == slow {
+            response.trickle = Some(Duration::from_millis(200));
+        }
+        response
+    });
+    let (target, before) = old_rootfs(work.path());
+    let source = format!("docker://127.0.0.1:{}/busybox:latest", server.port);
+
+    let (output, took) = fetch_with_limits(work.path(), &[&source, &target], 1, 2);
+    assert_error(
+        &output,
+        &format!(
+            "registry 127.0.0.1:{} is too slow: blob {} took more than 2 s",
+            server.port,
+            short(&layer)
+        ),
+    );
+    assert!(
+        stderr(&output).contains("try again later (BENTO_FETCH_TIMEOUT=SECONDS "),
+        "{}",
+        stderr(&output)
+    );
+    assert!(took < Duration::from_secs(10), "cut off after {took:?}");
+    assert_untouched(work.path(), &target, &before);
+    assert_not_cached(work.path(), &layer);
 }

@@ -102,7 +102,7 @@ fn build(source: &Source, cli: &Cli, root: &Path) -> Result<String> {
         }
         Source::Docker(reference) => {
             eprintln!("rootfs-fetch: pulling {name} for {platform}");
-            let mut registry = Registry::new(reference, cli.insecure, &name, Cache::open()?);
+            let mut registry = Registry::new(reference, cli.insecure, &name, Cache::open()?)?;
             let (top, media_type) = registry.top()?;
             image::resolve(&mut registry, top, media_type.as_deref(), &platform, &name)?
         }

@@ -50,9 +50,16 @@ impl Reference {
     /// Is the registry on this machine? Only then is plain HTTP used without `--insecure`:
     /// nobody can read or change traffic that never leaves the loopback interface.
     pub fn is_loopback(&self) -> bool {
-        let host = self.host();
-        host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        is_loopback_host(self.host())
     }
+}
+
+/// Is `host` (a name, or an IP address, IPv6 with or without brackets) this machine?
+/// `localhost` and the loopback addresses, 127.0.0.0/8 and ::1.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl FromStr for Reference {
