@@ -37,7 +37,7 @@ impl UsernsBlock {
     }
 
     /// The sysctl setting and the value that allows rootless containers.
-    pub fn allowing_setting(&self) -> (&'static str, &'static str) {
+    fn allowing_setting(&self) -> (&'static str, &'static str) {
         match self {
             UsernsBlock::AppArmor => ("kernel.apparmor_restrict_unprivileged_userns", "0"),
             UsernsBlock::DebianSysctl => ("kernel.unprivileged_userns_clone", "1"),

@@ -8,7 +8,7 @@
 //!   forwards them to the child ([`forward_signals`]);
 //! - PID 1 only receives the signals it has installed a handler for: a plain `sleep` as
 //!   PID 1 ignores SIGTERM. So after forwarding a termination request the parent waits
-//!   [`GRACE_SECONDS`] and then sends SIGKILL, which PID 1 cannot ignore; when PID 1
+//!   `GRACE_SECONDS` and then sends SIGKILL, which PID 1 cannot ignore; when PID 1
 //!   dies, the kernel kills everything else in its namespace.
 //!
 //! Ctrl-C typed at the terminal already reaches the container directly (it is in the
@@ -100,7 +100,7 @@ pub fn catch_signals() -> Result<()> {
 }
 
 /// In the parent, right after `fork`: from now on, caught signals go to `child`, PID 1 of
-/// the container, followed by SIGKILL after [`GRACE_SECONDS`] if it is still there.
+/// the container, followed by SIGKILL after `GRACE_SECONDS` if it is still there.
 /// `waitpid` then returns the child's status as usual (the handlers use SA_RESTART).
 pub fn forward_signals(child: Pid) {
     CHILD.store(child.as_raw(), Ordering::SeqCst);

@@ -6,12 +6,12 @@
 //! mounts, network), never claimed.
 //!
 //! - [`before_isolation`] captures and prints `[Before Isolation]`, and returns the [`Host`];
-//! - [`Host::after_isolation`] prints `[After Isolation]` and the [checklist].
+//! - [`Host::after_isolation`] prints `[After Isolation]` and the checklist (`checklist.rs`).
 //!
 //! Everything printed goes to stderr, so the command's own stdout stays clean. That is all
 //! this crate does: the rest of what every step needs is in `plumbing`.
 
-pub mod checklist;
+mod checklist;
 mod state;
 
 pub use state::{Host, before_isolation};
