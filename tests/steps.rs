@@ -432,7 +432,100 @@ fn step_08_tcp_over_loopback_works_inside() {
 // ---- every step: exit status and bad input --------------------------------------------------
 
 /// The steps that can run a command as an unprivileged user (step 01 cannot).
-const RUNNABLE: [usize; 8] = [0, 2, 3, 4, 5, 6, 7, 8];
+// ---- step 09: /dev ---------------------------------------------------------------------------
+
+#[test]
+fn step_09_has_a_dev_of_its_own_and_nothing_else_of_the_hosts() {
+    let run = step(9, &["ls", "-A", "/dev", "/dev/pts"]).run();
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout,
+        "/dev:\nfd\nfull\nnull\nptmx\npts\nrandom\nshm\nstderr\nstdin\nstdout\ntty\nurandom\nzero\n\n\
+         /dev/pts:\nptmx\n"
+    );
+    assert_run_snapshot!("step_09_ls_dev", run);
+}
+
+#[test]
+fn step_09_ordinary_shell_works() {
+    let before = rootfs_contents();
+    let script = "echo x > /dev/null && head -c 8 /dev/urandom | wc -c && sleep 0.1 & wait; \
+                  ls /nonexistent 2>/dev/null || echo quiet; cat /dev/zero | head -c 3 | wc -c; \
+                  echo full > /dev/full || echo refused";
+    let run = step(9, &["sh", "-c", script]).run();
+    run.assert_code(0);
+    assert_eq!(run.stdout, "8\nquiet\n3\nrefused\n", "{}", run.report());
+    assert!(
+        run.stderr.contains("No space left on device"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        rootfs_contents(),
+        before,
+        "the rootfs is untouched, /dev/null included"
+    );
+}
+
+#[test]
+fn step_09_mounts_no_device_of_the_host_but_the_six() {
+    let run = step(9, &["cat", "/proc/self/mountinfo"]).run();
+    run.assert_code(0);
+    // mountinfo (proc(5)): the mount point is the 5th field, the type follows " - ".
+    let dev: Vec<String> = run
+        .stdout
+        .lines()
+        .filter_map(|line| {
+            let (mount, fs) = line.split_once(" - ")?;
+            let point = mount.split(' ').nth(4)?;
+            let fstype = fs.split(' ').next()?;
+            point
+                .starts_with("/dev")
+                .then(|| format!("{point} {fstype}"))
+        })
+        .collect();
+    assert_eq!(
+        dev,
+        [
+            "/dev tmpfs",
+            "/dev/null devtmpfs",
+            "/dev/zero devtmpfs",
+            "/dev/full devtmpfs",
+            "/dev/random devtmpfs",
+            "/dev/urandom devtmpfs",
+            "/dev/tty devtmpfs",
+            "/dev/pts devpts",
+            "/dev/shm tmpfs",
+        ]
+    );
+}
+
+#[test]
+fn step_09_refuses_an_image_whose_dev_is_a_symlink() {
+    let rootfs = fixture().dir.join("dev-is-a-symlink");
+    if !rootfs.exists() {
+        common::build_rootfs(&rootfs);
+        std::fs::remove_dir_all(rootfs.join("dev")).unwrap();
+        std::os::unix::fs::symlink("/etc", rootfs.join("dev")).unwrap();
+    }
+    let run = step(9, &["true"]).env("BENTO_ROOTFS", &rootfs).run();
+    run.assert_code(125);
+    assert_eq!(
+        run.error(),
+        "step-09-dev: error: the image's /dev is not a directory\n"
+    );
+}
+
+// ---- step 10: a terminal (see tests/terminal.rs for runs on a real one) ------------------------
+
+#[test]
+fn step_10_without_a_terminal_shows_the_full_checklist() {
+    let run = step(10, &["true"]).run();
+    run.assert_code(0);
+    assert_run_snapshot!("step_10_no_terminal", run);
+}
+
+const RUNNABLE: [usize; 10] = [0, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
 #[test]
 fn every_step_exits_with_the_commands_status() {

@@ -38,6 +38,13 @@ pub struct Facts {
     pub new_net_ns: bool,
     /// The network interfaces this process sees.
     pub interfaces: Vec<String>,
+    /// The filesystem types mounted at `/dev` and `/dev/pts`, if they are mount points.
+    pub dev_fs: Option<String>,
+    pub devpts_fs: Option<String>,
+    /// Is `/dev/null` the null device?
+    pub dev_null: bool,
+    /// Is stdin a terminal of our own devpts (`Some(true)`), another terminal, or none?
+    pub terminal: Option<bool>,
 }
 
 /// One line of the checklist.
@@ -210,8 +217,46 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         ),
     };
 
+    let own_dev =
+        facts.dev_fs.as_deref() == Some("tmpfs") && facts.devpts_fs.as_deref() == Some("devpts");
+    let dev = match (own_dev, facts.dev_null) {
+        (true, true) => check(
+            true,
+            "Own /dev",
+            "a tmpfs with the host's null, zero, tty…, and our own devpts".into(),
+        ),
+        (false, true) if !facts.new_root => check(
+            false,
+            "Own /dev",
+            "the host's /dev: its disks and every other device".into(),
+        ),
+        (_, _) => check(
+            false,
+            "Own /dev",
+            "no /dev/null: `2>/dev/null` and `cmd &` fail".into(),
+        ),
+    };
+
+    let terminal = match facts.terminal {
+        Some(true) => check(
+            true,
+            "Own terminal",
+            "stdin is a pty of the container's own devpts".into(),
+        ),
+        Some(false) => check(
+            false,
+            "Own terminal",
+            "stdin is the host's terminal: no job control inside".into(),
+        ),
+        None => check(
+            false,
+            "Own terminal",
+            "stdin is not a terminal (a pipe or a file)".into(),
+        ),
+    };
+
     vec![
-        rootless, hostname, pid1, root, proc, old_root, image, network,
+        rootless, hostname, pid1, root, proc, old_root, image, network, dev, terminal,
     ]
 }
 
@@ -261,6 +306,10 @@ mod tests {
             )),
             new_net_ns: true,
             interfaces: vec!["lo".into()],
+            dev_fs: Some("tmpfs".into()),
+            devpts_fs: Some("devpts".into()),
+            dev_null: true,
+            terminal: Some(true),
         }
     }
 
@@ -271,8 +320,8 @@ mod tests {
     #[test]
     fn a_full_rootless_container_ticks_every_line() {
         let checks = evaluate(&container());
-        assert_eq!(oks(&container()), [true; 8]);
-        assert_eq!(visible(&checks).len(), 8);
+        assert_eq!(oks(&container()), [true; 10]);
+        assert_eq!(visible(&checks).len(), 10);
         assert_eq!(
             checks[0].detail,
             "uid 0 inside is unprivileged uid 1000 outside (uid_map)"
@@ -295,8 +344,12 @@ mod tests {
             root_fs: Some(("ext4".into(), "rw".into())),
             new_net_ns: false,
             interfaces: vec!["lo".into(), "eth0".into()],
+            dev_fs: Some("devtmpfs".into()),
+            devpts_fs: Some("devpts".into()),
+            dev_null: true,
+            terminal: Some(false),
         };
-        assert_eq!(oks(&host), [false; 8]);
+        assert_eq!(oks(&host), [false; 10]);
         assert_eq!(visible(&evaluate(&host)).len(), 5);
         let checks = evaluate(&host);
         assert_eq!(checks[2].detail, "pid 4242 in the host's PID namespace");
@@ -364,6 +417,10 @@ mod tests {
     fn each_step_shows_the_line_it_ticks_and_the_next() {
         // step 05: chroot and a procfs, the talk's five lines are ticked
         let step_05 = Facts {
+            dev_fs: None,
+            devpts_fs: None,
+            dev_null: false,
+            terminal: None,
             host_root_reachable: Some(true),
             root_fs: None,
             new_net_ns: false,
@@ -397,6 +454,14 @@ mod tests {
         };
         let checks = evaluate(&step_07);
         assert_eq!(visible(&checks).len(), 8);
+        // step 09, not on a terminal: own /dev, and "Own terminal" unticked
+        let step_09 = Facts {
+            terminal: None,
+            ..container()
+        };
+        let step_09 = evaluate(&step_09);
+        assert_eq!(visible(&step_09).len(), 10);
+        assert!(step_09[8].ok && !step_09[9].ok);
         assert_eq!(
             checks[7].detail,
             "shares the host's network: its interfaces, its ports"

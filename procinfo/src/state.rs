@@ -3,8 +3,9 @@
 
 use std::ffi::OsString;
 use std::fs::File;
+use std::io::IsTerminal;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -111,7 +112,12 @@ impl Host {
             } else {
                 Some(true)
             },
-            root_fs: root_mount(&mountinfo),
+            root_fs: mount_at(&mountinfo, "/"),
+            dev_fs: mount_at(&mountinfo, "/dev").map(|(fstype, _)| fstype),
+            devpts_fs: mount_at(&mountinfo, "/dev/pts").map(|(fstype, _)| fstype),
+            dev_null: std::fs::metadata("/dev/null")
+                .is_ok_and(|null| null.file_type().is_char_device() && null.rdev() == NULL_DEVICE),
+            terminal: own_terminal(),
             new_net_ns: now.net_ns != self.before.net_ns,
             interfaces: interfaces(&self.read("self/net/dev")?),
         };
@@ -172,18 +178,33 @@ fn climbs_to(host_root: (u64, u64)) -> Result<Option<bool>> {
     Ok(here.ok().map(|here| here == host_root))
 }
 
-/// The filesystem type and options of the mount at `/`, from mountinfo (proc(5)): the last
-/// line whose mount point is `/` is the one on top. `None` when `/` is not a mount point of
-/// our view (a chroot into a plain directory).
-fn root_mount(mountinfo: &str) -> Option<(String, String)> {
+/// `/dev/null` is the character device 1:3 (makedev(3) of major 1, minor 3).
+const NULL_DEVICE: u64 = (1 << 8) | 3;
+
+/// The filesystem type and options of the mount at `point`, from mountinfo (proc(5)): the
+/// last line with that mount point is the one on top. `None` when `point` is not a mount
+/// point of our view (`/` after a chroot into a plain directory).
+fn mount_at(mountinfo: &str, point: &str) -> Option<(String, String)> {
     mountinfo.lines().rev().find_map(|line| {
         let (mount, fs) = line.split_once(" - ")?;
-        (mount.split(' ').nth(4)? == "/").then_some(())?;
+        (mount.split(' ').nth(4)? == point).then_some(())?;
         let mut fs = fs.split(' ');
         let fstype = fs.next()?.to_string();
         let options = fs.nth(1).unwrap_or_default().to_string();
         Some((fstype, options))
     })
+}
+
+/// Is standard input a terminal, and whose? `Some(true)` when it is a pty of the devpts
+/// mounted at `/dev/pts` in our own view (same device as that directory: stat(2) `st_dev`),
+/// `Some(false)` for another terminal (the host's), `None` when it is no terminal at all.
+fn own_terminal() -> Option<bool> {
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    let stdin = nix::sys::stat::fstat(std::io::stdin().as_fd()).ok()?;
+    let pts = std::fs::metadata("/dev/pts").ok();
+    Some(pts.is_some_and(|pts| pts.dev() == stdin.st_dev as u64))
 }
 
 /// The interface names of `/proc/self/net/dev` (proc(5)): after two header lines, one
@@ -207,13 +228,20 @@ mod tests {
             40 22 0:21 / /proc rw - proc proc rw\n\
             41 22 0:45 / / rw - overlay overlay rw,lowerdir=/r,upperdir=/u,workdir=/w\n";
         assert_eq!(
-            root_mount(mountinfo),
+            mount_at(mountinfo, "/"),
             Some((
                 "overlay".into(),
                 "rw,lowerdir=/r,upperdir=/u,workdir=/w".into()
             ))
         );
-        assert_eq!(root_mount("40 22 0:21 / /proc rw - proc proc rw\n"), None);
+        assert_eq!(
+            mount_at(mountinfo, "/proc"),
+            Some(("proc".into(), "rw".into()))
+        );
+        assert_eq!(
+            mount_at("40 22 0:21 / /proc rw - proc proc rw\n", "/"),
+            None
+        );
     }
 
     #[test]

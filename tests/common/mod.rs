@@ -22,7 +22,7 @@ pub const NOBODY: u32 = 65534;
 pub const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
 /// The workshop's step binaries, by number.
-pub const STEPS: [&str; 9] = [
+pub const STEPS: [&str; 11] = [
     "step-00-baseline",
     "step-01-uts",
     "step-02-userns",
@@ -32,6 +32,8 @@ pub const STEPS: [&str; 9] = [
     "step-06-pivot-root",
     "step-07-overlay",
     "step-08-net",
+    "step-09-dev",
+    "step-10-pty",
 ];
 
 /// A file on the host, outside the rootfs, that the breakout probe tries to read.
@@ -293,6 +295,27 @@ impl StepCommand {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         self.command = command;
+        self
+    }
+
+    /// Runs the step on a terminal: `pts` becomes its stdin, stdout, stderr and controlling
+    /// terminal, in a session of its own, as a shell would start it.
+    pub fn on_terminal(mut self, pts: &std::os::fd::OwnedFd) -> Self {
+        use std::os::unix::process::CommandExt;
+        let clone = |fd: &std::os::fd::OwnedFd| Stdio::from(fd.try_clone().expect("dup the pts"));
+        self.command
+            .stdin(clone(pts))
+            .stdout(clone(pts))
+            .stderr(clone(pts));
+        // SAFETY: only async-signal-safe calls between fork and exec: setsid(2), ioctl(2).
+        unsafe {
+            self.command.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         self
     }
 

@@ -1,0 +1,237 @@
+//! Step 10 on a real terminal. A pseudoterminal that the test opens itself plays the user's
+//! terminal: the step runs on it as a shell would start it (its own session, the pts as its
+//! controlling terminal), and the test types into the master end and reads the screen.
+
+mod common;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{running_as_root, step, step_uid};
+use nix::pty::{Winsize, openpty};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::termios::tcgetattr;
+use nix::unistd::Pid;
+
+/// The user's terminal: a pty of the test's own, and everything the step wrote to it.
+struct Terminal {
+    master: OwnedFd,
+    pts: OwnedFd,
+    screen: Arc<Mutex<String>>,
+    stop: Arc<AtomicBool>,
+}
+
+nix::ioctl_write_ptr_bad!(set_window_size, libc::TIOCSWINSZ, libc::winsize);
+
+impl Terminal {
+    fn open(rows: u16, cols: u16) -> Terminal {
+        let size = Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = openpty(Some(&size), None).expect("openpty");
+        if running_as_root() {
+            // The step runs as nobody: the terminal must be theirs, as a login makes it.
+            let uid = Some(nix::unistd::Uid::from_raw(step_uid()));
+            nix::unistd::fchown(&pty.slave, uid, None).expect("chown the pts");
+        }
+        let (screen, stop) = (
+            Arc::new(Mutex::new(String::new())),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let reader = pty.master.try_clone().expect("dup the master");
+        let (into, stopped) = (screen.clone(), stop.clone());
+        nix::fcntl::fcntl(
+            &reader,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .expect("make the master non-blocking");
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while !stopped.load(Ordering::SeqCst) {
+                match nix::unistd::read(&reader, &mut buffer) {
+                    Ok(n) if n > 0 => into
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buffer[..n])),
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Terminal {
+            master: pty.master,
+            pts: pty.slave,
+            screen,
+            stop,
+        }
+    }
+
+    fn type_in(&self, keys: &str) {
+        nix::unistd::write(&self.master, keys.as_bytes()).expect("type into the terminal");
+    }
+
+    /// Waits until `text` appears on the screen after position `from`; returns where it ends.
+    fn wait_for(&self, text: &str, from: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let screen = self.screen.lock().unwrap().clone();
+            if let Some(at) = screen.get(from..).and_then(|rest| rest.find(text)) {
+                return from + at + text.len();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} never appeared on the terminal; it shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn screen(&self) -> String {
+        self.screen.lock().unwrap().clone()
+    }
+
+    /// The terminal's settings, as `stty -g` would print them (termios(3)).
+    fn settings(&self) -> String {
+        let termios: libc::termios = tcgetattr(self.pts.as_fd()).expect("tcgetattr").into();
+        format!(
+            "{:x}:{:x}:{:x}:{:x}:{:?}",
+            termios.c_iflag, termios.c_oflag, termios.c_cflag, termios.c_lflag, termios.c_cc
+        )
+    }
+
+    fn raw(&self) -> bool {
+        let termios: libc::termios = tcgetattr(self.pts.as_fd()).expect("tcgetattr").into();
+        termios.c_lflag & libc::ICANON == 0
+    }
+
+    fn resize(&self, rows: u16, cols: u16) {
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+        unsafe { set_window_size(self.master.as_raw_fd(), &size) }.expect("TIOCSWINSZ");
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Waits for the step to end (killing it after 20 s) and returns its exit status.
+fn finish(child: &mut std::process::Child, terminal: &Terminal) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the step") {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the step did not end; the terminal shows:\n{}",
+                terminal.screen()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_shell_on_its_own_terminal_has_job_control_and_follows_resizes() {
+    let terminal = Terminal::open(30, 100);
+    let before = terminal.settings();
+    let mut child = step(10, &[]).on_terminal(&terminal.pts).spawn();
+
+    let mut at = terminal.wait_for("/ # ", 0);
+    assert!(
+        terminal.screen().contains("✅ Own terminal"),
+        "{}",
+        terminal.screen()
+    );
+    assert!(
+        terminal.raw(),
+        "the user's terminal is in raw mode while the step runs"
+    );
+    terminal.type_in("tty\r");
+    at = terminal.wait_for("/dev/pts/0", at);
+    terminal.type_in("stty size\r");
+    at = terminal.wait_for("30 100", at);
+    terminal.resize(40, 120);
+    terminal.type_in("stty size\r");
+    at = terminal.wait_for("40 120", at);
+    // Job control: a background job, then brought to the foreground and stopped with Ctrl-Z.
+    terminal.type_in("sleep 100 &\r");
+    at = terminal.wait_for("/ # ", at);
+    terminal.type_in("jobs\r");
+    at = terminal.wait_for("Running", at);
+    terminal.type_in("fg\r");
+    at = terminal.wait_for("sleep 100", at);
+    std::thread::sleep(Duration::from_millis(300));
+    terminal.type_in("\x1a");
+    at = terminal.wait_for("Stopped", at);
+    // Ctrl-C reaches the foreground job, not the shell.
+    terminal.type_in("kill -9 %1; sleep 50\r");
+    std::thread::sleep(Duration::from_millis(300));
+    terminal.type_in("\x03");
+    at = terminal.wait_for("/ # ", at);
+    terminal.type_in("echo still-here\r");
+    terminal.wait_for("still-here\r\n", at);
+    terminal.type_in("exit\r");
+
+    assert_eq!(
+        finish(&mut child, &terminal),
+        Some(0),
+        "{}",
+        terminal.screen()
+    );
+    assert!(
+        !terminal.screen().contains("job control turned off"),
+        "{}",
+        terminal.screen()
+    );
+    assert_eq!(
+        terminal.settings(),
+        before,
+        "the user's terminal is restored"
+    );
+}
+
+#[test]
+fn the_users_terminal_is_restored_when_the_step_is_terminated() {
+    for signal in [Signal::SIGTERM, Signal::SIGHUP] {
+        let terminal = Terminal::open(24, 80);
+        let before = terminal.settings();
+        let mut child = step(10, &["sleep", "100"])
+            .on_terminal(&terminal.pts)
+            .spawn();
+        terminal.wait_for("Own terminal", 0);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(terminal.raw(), "raw mode while the container runs");
+        kill(Pid::from_raw(child.id() as i32), signal).expect("signal the step");
+        // sleep, as PID 1, ignores the forwarded signal: SIGKILL follows after the grace.
+        assert_eq!(finish(&mut child, &terminal), Some(137), "{signal}");
+        assert_eq!(terminal.settings(), before, "restored after {signal}");
+    }
+}
+
+#[test]
+fn without_a_terminal_step_10_is_step_09() {
+    let run = step(10, &["sh", "-c", "tty; echo x > /dev/null && echo ok"]).run();
+    run.assert_code(0);
+    assert_eq!(run.stdout, "not a tty\nok\n");
+    assert!(
+        run.stderr
+            .contains("❌ Own terminal              stdin is not a terminal (a pipe or a file)"),
+        "{}",
+        run.stderr
+    );
+}
