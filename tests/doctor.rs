@@ -78,6 +78,8 @@ fn a_healthy_laptop_is_all_green_but_for_missing_tools() {
         .has("  ✅ / propagation    shared (the systemd default): fine, step 04 makes its mounts private first")
         .has("  ⚠️ presenterm       not installed: only `just slides` needs it")
         .has("       cargo install --locked presenterm")
+        .has("  ⚠️ Host devices     no /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty: steps 09-10 bind the host's devices into the container")
+        .has("  ✅ devpts           every devpts mount is a new instance (4.7+): steps 09-10 get their own ptys")
         .has("All set: the steps can run here. Start with `just step 0`.");
 }
 
@@ -99,6 +101,29 @@ fn ubuntu_apparmor_restriction_is_named_with_its_sysctl() {
         .has("       fix for good: echo 'kernel.apparmor_restrict_unprivileged_userns = 0' | sudo tee /etc/sysctl.d/60-bento-userns.conf")
         .has("  ⚠️ Mounting /proc   not tried: it needs a user namespace first")
         .has("1 problem: the steps cannot run until it is fixed.");
+}
+
+#[test]
+fn the_host_devices_that_step_09_binds_are_checked() {
+    // The real /dev has them all; a /dev with a regular file called null has none.
+    let real = host(&[UBUNTU, SHARED_ROOT]);
+    std::os::unix::fs::symlink("/dev", real.path().join("dev")).unwrap();
+    doctor(real.path(), "ok", 1000, good_rootfs()).has(
+        "  ✅ Host devices     null, zero, full, random, urandom, tty: step 09 binds them into /dev",
+    );
+    let fake = host(&[UBUNTU, SHARED_ROOT, ("dev/null", "")]);
+    let report = doctor(fake.path(), "ok", 1000, good_rootfs());
+    assert_eq!(report.code, Some(0), "a warning: steps 00-08 still work");
+    report.has(
+        "       a normal Linux host has them: inside a container, start it with the host's /dev",
+    );
+    let old = host(&[
+        ("proc/sys/kernel/osrelease", "4.4.0-210-generic\n"),
+        SHARED_ROOT,
+    ]);
+    doctor(old.path(), "ok", 1000, good_rootfs()).has(
+        "  ⚠️ devpts           Linux before 4.7 shares one devpts: steps 09-10 need `newinstance` support",
+    );
 }
 
 #[test]

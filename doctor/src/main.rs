@@ -3,6 +3,7 @@
 
 mod probe;
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -41,7 +42,12 @@ struct Observations {
     rootfs: Rootfs,
     busybox: Option<PathBuf>,
     presenterm: Option<String>,
+    /// The host devices that step 09 bind-mounts into the container and are missing here.
+    missing_devices: Vec<&'static str>,
 }
+
+/// The host's devices that step 09 binds into the container's /dev.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 #[derive(Debug, Clone)]
 enum Rootfs {
@@ -136,6 +142,13 @@ fn observe(root: &Path, uid: u32, probe: Probe) -> Observations {
             .ok()
             .filter(|output| output.status.success())
             .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string()),
+        missing_devices: DEVICES
+            .into_iter()
+            .filter(|name| {
+                let device = std::fs::metadata(root.join("dev").join(name));
+                !device.is_ok_and(|device| device.file_type().is_char_device())
+            })
+            .collect(),
     }
 }
 
@@ -306,6 +319,37 @@ fn diagnose(o: &Observations) -> Vec<Check> {
         .fix("just rootfs (or just step 4, which builds it the first time)"),
         Rootfs::Unusable(why) => check(Status::Fail, "Root filesystem", why.clone())
             .fix("just rootfs --force rebuilds it"),
+    });
+
+    checks.push(match o.missing_devices.as_slice() {
+        [] => check(
+            Status::Ok,
+            "Host devices",
+            "null, zero, full, random, urandom, tty: step 09 binds them into /dev",
+        ),
+        missing => check(
+            Status::Warn,
+            "Host devices",
+            format!(
+                "no /dev/{}: steps 09-10 bind the host's devices into the container",
+                missing.join(", /dev/")
+            ),
+        )
+        .fix("a normal Linux host has them: inside a container, start it with the host's /dev"),
+    });
+
+    checks.push(match kernel_version(&release) {
+        Some(version) if version >= (4, 7) => check(
+            Status::Ok,
+            "devpts",
+            "every devpts mount is a new instance (4.7+): steps 09-10 get their own ptys",
+        ),
+        _ => check(
+            Status::Warn,
+            "devpts",
+            "Linux before 4.7 shares one devpts: steps 09-10 need `newinstance` support",
+        )
+        .fix("use a current distribution"),
     });
 
     checks.push(match &o.busybox {
