@@ -659,28 +659,30 @@ fn a_redirect_to_plain_http_on_another_machine_is_refused_without_connecting() {
             (request.path == path).then(|| Response::new(307, "").header("Location", &location))
         });
         let source = format!("docker://127.0.0.1:{}/busybox:latest", server.port);
-
-        let started = Instant::now();
-        let output = fetch(work.path(), &[&source, &target]);
-        let took = started.elapsed();
-        assert_error(
-            &output,
-            &format!(
-                "registry 127.0.0.1:{} redirects to {absolute}: refused, plain HTTP goes only to this machine",
-                server.port
-            ),
+        let error = format!(
+            "registry 127.0.0.1:{} redirects to {absolute}: refused, plain HTTP goes only to this machine",
+            server.port
         );
-        assert!(
-            stderr(&output).contains("hint: plain HTTP can be read and changed on the way"),
-            "{}",
-            stderr(&output)
-        );
-        // Refused before any connection, not after one failed.
-        assert!(took < REFUSED_AT_ONCE, "took {took:?}");
+        refused_at_once(work.path(), &[&source, &target], &error);
         assert!(server.paths().contains(&redirected), "{:?}", server.paths());
         assert_untouched(work.path(), &target, &before);
         assert_not_cached(work.path(), &layer);
     }
+}
+
+/// Runs rootfs-fetch and checks that it refused plain HTTP to another machine with `error`
+/// and the hint, at once: before any connection, not after one failed.
+fn refused_at_once(work: &Path, args: &[&str], error: &str) {
+    let started = Instant::now();
+    let output = fetch(work, args);
+    let took = started.elapsed();
+    assert_error(&output, error);
+    assert!(
+        stderr(&output).contains("hint: plain HTTP can be read and changed on the way"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(took < REFUSED_AT_ONCE, "took {took:?}");
 }
 
 #[test]
@@ -698,24 +700,11 @@ fn a_token_realm_over_plain_http_on_another_machine_is_refused_without_connectin
         )
     });
     let source = format!("docker://127.0.0.1:{}/busybox:latest", registry.port);
-
-    let started = Instant::now();
-    let output = fetch(work.path(), &[&source, &target]);
-    let took = started.elapsed();
-    assert_error(
-        &output,
-        &format!(
-            "registry 127.0.0.1:{} asks for a token at {ELSEWHERE}/token: refused, plain HTTP goes only to this machine",
-            registry.port
-        ),
+    let error = format!(
+        "registry 127.0.0.1:{} asks for a token at {ELSEWHERE}/token: refused, plain HTTP goes only to this machine",
+        registry.port
     );
-    assert!(
-        stderr(&output).contains("hint: plain HTTP can be read and changed on the way"),
-        "{}",
-        stderr(&output)
-    );
-    // Refused before any connection, not after one failed.
-    assert!(took < REFUSED_AT_ONCE, "took {took:?}");
+    refused_at_once(work.path(), &[&source, &target], &error);
     assert_eq!(registry.paths(), ["/v2/busybox/manifests/latest"]);
     assert_untouched(work.path(), &target, &before);
 }
