@@ -672,7 +672,7 @@ fn a_redirect_to_plain_http_on_another_machine_is_refused_without_connecting() {
 
 /// Runs rootfs-fetch and checks that it refused plain HTTP to another machine with `error`
 /// and the hint, at once: before any connection, not after one failed.
-fn refused_at_once(work: &Path, args: &[&str], error: &str) {
+fn refused_at_once(work: &Path, args: &[&dyn AsRef<std::ffi::OsStr>], error: &str) {
     let started = Instant::now();
     let output = fetch(work, args);
     let took = started.elapsed();
