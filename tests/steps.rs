@@ -206,9 +206,14 @@ fn rootfs_contents() -> Vec<(PathBuf, Option<Vec<u8>>)> {
     out
 }
 
-/// The scratch directory of a run of step 07, in the steps' TMPDIR.
+/// The scratch directory a run of step 07 left in the steps' TMPDIR
+/// (`bento-07-overlay-PID-XXXXXX`), or a path that does not exist.
 fn scratch_of(run: &common::Run) -> PathBuf {
-    fixture().tmp.join(format!("bento-07-overlay-{}", run.pid))
+    let prefix = format!("bento-07-overlay-{}-", run.pid);
+    let left = common::names(&fixture().tmp)
+        .into_iter()
+        .find(|name| name.starts_with(&prefix));
+    fixture().tmp.join(left.unwrap_or(prefix))
 }
 
 #[test]
