@@ -102,6 +102,7 @@ fn build_default(cli: &Cli, root: &Path) -> Result<String> {
 fn build(source: &Source, cli: &Cli, root: &Path) -> Result<String> {
     let name = source.to_string();
     let platform = cli.platform.clone().unwrap_or_else(Platform::host);
+    let mut registry: Registry;
     let image = match source {
         Source::Busybox(path) => {
             let binary = busybox::locate(path.as_deref())?;
@@ -110,7 +111,8 @@ fn build(source: &Source, cli: &Cli, root: &Path) -> Result<String> {
         }
         Source::Docker(reference) => {
             eprintln!("rootfs-fetch: pulling {name} for {platform}");
-            let mut registry = Registry::new(reference, cli.insecure, &name, Cache::open()?);
+            // Kept until the layers are applied: a temporary cache goes with it.
+            registry = Registry::new(reference, cli.insecure, &name, Cache::open()?);
             let (top, media_type) = registry.top()?;
             image::resolve(&mut registry, top, media_type.as_deref(), &platform, &name)?
         }
