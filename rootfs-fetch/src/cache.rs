@@ -164,7 +164,7 @@ impl Cache {
         mut progress: impl FnMut(u64),
     ) -> Result<Blob> {
         let hex = blob::sha256_hex(digest)?;
-        let partial = self.partial_file(&hex)?;
+        let partial = self.partial_file(hex)?;
         // One byte more than announced shows a blob that is too long (saturating: a
         // descriptor may claim 2^64-1 bytes).
         let limit = size.map_or(u64::MAX, |size| size.saturating_add(1));
@@ -178,7 +178,7 @@ impl Cache {
                 break;
             }
             file.write_all(&buffer[..n])
-                .with_context(|| format!("cannot write {}", self.partial.join(&hex).display()))?;
+                .with_context(|| format!("cannot write {}", self.partial.join(hex).display()))?;
             progress(n as u64);
         }
         if let Some(size) = size
