@@ -381,4 +381,26 @@ mod tests {
         assert_eq!(cache.tagged(&reference), Some(digest_of(b"manifest")));
         fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn a_planted_symlink_is_replaced_never_followed_and_sizes_do_not_overflow() {
+        let dir = std::env::temp_dir().join(format!("cache-planted-{}", std::process::id()));
+        let cache = cache_in(&dir);
+        let victim = dir.join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let digest = digest_of(b"manifest");
+        let planted = cache.blob_path(&digest).unwrap();
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let blob = cache.put_bytes(&digest, b"manifest").unwrap();
+        assert_eq!(blob.read().unwrap(), b"manifest");
+        assert!(!fs::symlink_metadata(&planted).unwrap().is_symlink());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        // A descriptor may claim 2^64-1 bytes: a size mismatch, not an overflow.
+        let error = cache
+            .put(&digest_of(b"x"), Some(u64::MAX), &b"x"[..], |_| {})
+            .unwrap_err();
+        assert!(format!("{error:#}").contains("size mismatch"), "{error:#}");
+        drop(cache);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
