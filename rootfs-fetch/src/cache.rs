@@ -60,6 +60,7 @@ impl Cache {
 
     /// A private cache in `$TMPDIR` for this run only.
     fn temporary() -> Result<Cache> {
+        plumbing::remove_leftovers(&std::env::temp_dir(), "bento-cache-");
         let template =
             std::env::temp_dir().join(format!("bento-cache-{}-XXXXXX", std::process::id()));
         let dir = nix::unistd::mkdtemp(&template)
@@ -93,14 +94,13 @@ impl Cache {
                 .filter(|parent| !parent.as_os_str().is_empty())
                 .ok_or(error)?;
         }
-        owned_by_us(
-            &open(
-                existing,
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?,
-            existing,
-        )?;
+        // (A sticky directory such as /tmp will do too: no one else can touch what we make
+        // in it, and what we make is checked below.)
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let ancestor = open(existing, flags, Mode::empty())?;
+        if fstat(&ancestor)?.st_mode & 0o1000 == 0 {
+            owned_by_us(&ancestor, existing)?;
+        }
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         // …and so must every directory of the cache, checked on the opened descriptors
         // (O_NOFOLLOW below the top: nothing in it may be a symlink).
