@@ -211,14 +211,49 @@ impl Victim {
     /// Pulls an image made of `layer` over the old rootfs: it must be refused with
     /// `message`, and nothing anywhere may change.
     fn assert_refused(&self, layer: Vec<u8>, message: &str) {
-        let layouts = tempfile::tempdir().unwrap();
-        let layout = oci_layout(layouts.path(), &[Layer::plain(layer)]);
-        let source = format!("oci:{}", layout.dir.display());
-        let output = fetch(self.work.path(), &[&source, &"rootfs"]);
+        let output = self.assert_fails(layer, message);
         assert_error(&output, "refused: ");
-        assert_error(&output, message);
         assert!(stderr(&output).contains("nothing was written outside the target"));
+    }
+
+    /// Pulls an image made of `layer` over the old rootfs: it must fail with `message`, and
+    /// nothing anywhere may change.
+    fn assert_fails(&self, layer: Vec<u8>, message: &str) -> std::process::Output {
+        let output = self.pull(layer, "rootfs");
+        assert_error(&output, message);
         assert_eq!(tree(self.work.path()), self.before, "something changed");
+        self.assert_outside_untouched();
+        output
+    }
+
+    /// Pulls an image made of `layer` into a new `contained/`: it must succeed, and nothing
+    /// outside that directory may change. Returns it.
+    fn assert_contained(&self, layers: &[Vec<u8>]) -> PathBuf {
+        let output = self.pull_layers(layers, "contained");
+        assert_ok(&output);
+        let root = self.work.path().join("contained");
+        let rest: Vec<String> = tree(self.work.path())
+            .into_iter()
+            .filter(|path| !path.starts_with("contained"))
+            .collect();
+        assert_eq!(rest, self.before, "something changed outside");
+        self.assert_outside_untouched();
+        root
+    }
+
+    fn pull(&self, layer: Vec<u8>, target: &str) -> std::process::Output {
+        self.pull_layers(&[layer], target)
+    }
+
+    fn pull_layers(&self, layers: &[Vec<u8>], target: &str) -> std::process::Output {
+        let layouts = tempfile::tempdir().unwrap();
+        let layers: Vec<Layer> = layers.iter().cloned().map(Layer::plain).collect();
+        let layout = oci_layout(layouts.path(), &layers);
+        let source = format!("oci:{}", layout.dir.display());
+        fetch(self.work.path(), &[&source, &target])
+    }
+
+    fn assert_outside_untouched(&self) {
         let canary = std::fs::read_to_string(self.work.path().join("outside/canary")).unwrap();
         assert_eq!(canary, "alive");
         let precious = std::fs::read_to_string(self.work.path().join("precious")).unwrap();
@@ -252,34 +287,53 @@ fn absolute_paths_are_refused() {
     );
 }
 
+/// The image's symlinks are resolved inside the root filesystem, as the container will
+/// (and as Docker and umoci do): an absolute target or `..` starts again from the rootfs's
+/// own `/`, never the host's.
 #[test]
-fn writing_through_a_symlink_that_leads_out_is_refused() {
+fn symlinks_that_lead_out_are_resolved_inside_the_root() {
     let victim = Victim::new();
     let outside = victim.path("outside");
-    victim.assert_refused(
+    // The rootfs has no such directory: an error, and nothing written anywhere.
+    victim.assert_fails(
         tar(&[
             Entry::Symlink("evil", &outside),
             Entry::File("evil/pwned", b"x", 0o644),
         ]),
-        &format!("evil is a symlink to {outside}, outside the root filesystem"),
+        "evil is a symlink to a directory the image does not have",
     );
-    victim.assert_refused(
-        tar(&[
-            Entry::Symlink("evil", "../../../../../../../../.."),
-            Entry::File("evil/tmp/pwned", b"x", 0o644),
-        ]),
-        "a symlink on the path climbs out of the root filesystem",
-    );
+    let root = victim.assert_contained(&[tar(&[
+        Entry::Symlink("evil", "../../../../../../../../.."),
+        Entry::File("evil/tmp/pwned", b"x", 0o644),
+    ])]);
+    assert_eq!(std::fs::read(root.join("tmp/pwned")).unwrap(), b"x");
     // Through a chain of links, and to delete rather than write.
-    victim.assert_refused(
+    let root = victim.assert_contained(&[
+        tar(&[
+            Entry::Dir("outside/", 0o755),
+            Entry::File("outside/canary", b"inside", 0o644),
+        ]),
         tar(&[
             Entry::Dir("a/", 0o755),
             Entry::Symlink("a/first", "../second"),
             Entry::Symlink("second", "../outside"),
             Entry::File("a/first/.wh.canary", b"", 0o644),
         ]),
-        "climbs out of the root filesystem",
+    ]);
+    assert!(
+        !root.join("outside/canary").exists(),
+        "the rootfs's own one"
     );
+    // Absolute links inside an image, as Debian's `var/run -> /run`, work in later layers.
+    let root = victim.assert_contained(&[
+        tar(&[
+            Entry::Dir("run/", 0o755),
+            Entry::Dir("var/", 0o755),
+            Entry::Symlink("var/run", "/run"),
+        ]),
+        tar(&[Entry::File("var/run/x.pid", b"1", 0o644)]),
+    ]);
+    assert_eq!(std::fs::read(root.join("run/x.pid")).unwrap(), b"1");
 }
 
 #[test]
@@ -294,13 +348,14 @@ fn hard_links_to_outside_are_refused() {
         tar(&[Entry::HardLink("link", &precious)]),
         "an absolute path",
     );
+    // Resolved inside the root, where the image has no such file.
     let work = victim.work.path().display().to_string();
-    victim.assert_refused(
+    victim.assert_fails(
         tar(&[
             Entry::Symlink("evil", &work),
             Entry::HardLink("link", "evil/precious"),
         ]),
-        "outside the root filesystem",
+        "not an earlier file of the image",
     );
 
     // A hard link to a symlink links the symlink itself, never what it points to.
@@ -356,9 +411,14 @@ fn ctrl_c_during_extraction_leaves_the_old_rootfs_and_no_debris() {
     .spawn()
     .unwrap();
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let partial = victim.path(&format!(".rootfs.partial-{}", child.id()));
+    let partial = format!(".rootfs.partial-{}-", child.id());
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !Path::new(&partial).join("many").exists() {
+    let started = || {
+        common::names(victim.work.path()).iter().any(|name| {
+            name.starts_with(&partial) && victim.work.path().join(name).join("many").exists()
+        })
+    };
+    while !started() {
         assert!(Instant::now() < deadline, "extraction never started");
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -444,7 +504,7 @@ fn unprivileged_files_belong_to_the_user_and_devices_are_skipped() {
 }
 
 #[test]
-fn root_keeps_the_owners_and_the_setuid_bits() {
+fn root_keeps_the_owners_and_drops_setuid_bits_unless_asked() {
     if !common::can_run_as_real_root() {
         return;
     }
@@ -458,8 +518,13 @@ fn root_keeps_the_owners_and_the_setuid_bits() {
     assert_ok(&output);
     let setuid = std::fs::metadata(work.path().join("rootfs/setuid")).unwrap();
     assert_eq!((setuid.uid(), setuid.gid()), (1234, 1234));
-    assert_eq!(setuid.mode() & 0o7777, 0o4755);
+    assert_eq!(setuid.mode() & 0o7777, 0o755, "setuid dropped by default");
     // Device nodes are skipped as root too: a rootfs needs none of the image's.
     assert!(stderr(&output).contains("note: skipped device nodes"));
     assert!(!work.path().join("rootfs/dev/null").exists());
+
+    let output = fetch(work.path(), &[&source, &"kept", &"--keep-setuid"]);
+    assert_ok(&output);
+    let setuid = std::fs::metadata(work.path().join("kept/setuid")).unwrap();
+    assert_eq!(setuid.mode() & 0o7777, 0o4755, "--keep-setuid keeps it");
 }

@@ -29,9 +29,20 @@ fn busybox_source_builds_a_rootfs_and_rebuilding_is_idempotent() {
     assert_eq!(
         names(&target),
         [
-            "bin", "dev", "etc", "home", "proc", "root", "sys", "tmp", "var"
+            ".bento-rootfs",
+            "bin",
+            "dev",
+            "etc",
+            "home",
+            "proc",
+            "root",
+            "sys",
+            "tmp",
+            "var"
         ]
     );
+    let mark = std::fs::read_to_string(target.join(".bento-rootfs")).unwrap();
+    assert!(mark.contains("the host's static busybox"), "{mark}");
     let sh = std::fs::read_link(target.join("bin/sh")).unwrap();
     assert_eq!(sh, Path::new("busybox"));
     let first = names(&target.join("bin"));
@@ -55,7 +66,7 @@ fn a_directory_that_is_not_a_rootfs_is_not_replaced_without_force() {
     let output = fetch(&[&"busybox:", &precious]);
     assert_eq!(output.status.code(), Some(125));
     assert!(
-        stderr(&output).contains("does not look like a root filesystem"),
+        stderr(&output).contains("was not made by rootfs-fetch"),
         "{}",
         stderr(&output)
     );

@@ -12,7 +12,8 @@
 //! - [`catch_signals`], [`forward_signals`] and [`exit_code`] let a parent process stand in
 //!   for its container;
 //! - [`Scratch`] is a per-run directory on the host (the overlay's layers), and
-//!   [`remove_tree`] / [`remove_leftovers`] remove what we made.
+//!   [`remove_tree`] / [`remove_at`] / [`remove_leftovers`] remove what we made, beneath
+//!   directory descriptors and without following symlinks.
 
 mod args;
 mod errors;
@@ -23,5 +24,5 @@ mod signals;
 pub use args::{command, rootfs, rootfs_location};
 pub use errors::{Hint, exec_error, exit_code, run};
 pub use host::user_namespace_hint;
-pub use scratch::{Scratch, remove_leftovers, remove_tree};
+pub use scratch::{Scratch, names_at, remove_at, remove_leftovers, remove_tree};
 pub use signals::{catch_signals, forward_signals};

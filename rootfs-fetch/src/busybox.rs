@@ -6,15 +6,20 @@
 //! inside the container there is no libc for a dynamic one to load.
 
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use nix::fcntl::{OFlag, open, openat};
+use nix::sys::stat::{Mode, fchmod, mkdirat};
+use nix::unistd::symlinkat;
 use object::elf;
 use object::read::elf::{ElfFile64, ProgramHeader};
 use plumbing::Hint;
 
+use crate::extract::dir_flags;
 use crate::install::check_interrupted;
 
 const INSTALL_HINT: &str = "install a static busybox (Debian/Ubuntu: `sudo apt install busybox-static`), or give its path: `busybox:/path/to/busybox`";
@@ -87,6 +92,10 @@ pub fn build(busybox: &Path, root: &Path) -> Result<()> {
     }
     let applets = String::from_utf8_lossy(&output.stdout);
 
+    // Written beneath the root's descriptor, like an image (see `extract`): only new
+    // names, created with O_EXCL, never through a symlink.
+    let root = open(root, dir_flags(), Mode::empty())
+        .with_context(|| format!("cannot open {}", root.display()))?;
     for (dir, mode) in [
         ("bin", 0o755),
         ("dev", 0o755),
@@ -98,34 +107,51 @@ pub fn build(busybox: &Path, root: &Path) -> Result<()> {
         ("tmp", 0o1777),
         ("var", 0o755),
     ] {
-        let path = root.join(dir);
-        fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-            .with_context(|| format!("cannot set permissions on {}", path.display()))?;
+        mkdirat(&root, dir, Mode::from_bits_truncate(0o700))
+            .and_then(|()| openat(&root, dir, dir_flags(), Mode::empty()))
+            .and_then(|made| fchmod(&made, Mode::from_bits_truncate(mode)))
+            .with_context(|| format!("cannot create /{dir}"))?;
     }
-
-    let binary = root.join("bin/busybox");
-    fs::copy(busybox, &binary)
-        .with_context(|| format!("cannot copy {} to {}", busybox.display(), binary.display()))?;
-    fs::set_permissions(&binary, fs::Permissions::from_mode(0o755))?;
+    let bin = openat(&root, "bin", dir_flags(), Mode::empty()).context("cannot open /bin")?;
+    let mut source =
+        fs::File::open(busybox).with_context(|| format!("cannot read {}", busybox.display()))?;
+    let mut copy = new_file(&bin, "busybox", 0o755)?;
+    std::io::copy(&mut source, &mut copy).context("cannot write /bin/busybox")?;
     for applet in applets.lines().map(str::trim) {
         check_interrupted()?;
         if applet.is_empty() || applet == "busybox" || applet.contains('/') {
             continue;
         }
-        let link = root.join("bin").join(applet);
-        symlink("busybox", &link).with_context(|| format!("cannot create {}", link.display()))?;
+        symlinkat("busybox", &bin, applet)
+            .with_context(|| format!("cannot create /bin/{applet}"))?;
     }
 
+    let etc = openat(&root, "etc", dir_flags(), Mode::empty()).context("cannot open /etc")?;
     for (file, contents) in [
         (
-            "etc/passwd",
+            "passwd",
             "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
         ),
-        ("etc/group", "root:x:0:\nnobody:x:65534:\n"),
+        ("group", "root:x:0:\nnobody:x:65534:\n"),
     ] {
-        let path = root.join(file);
-        fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))?;
+        new_file(&etc, file, 0o644)?
+            .write_all(contents.as_bytes())
+            .with_context(|| format!("cannot write /etc/{file}"))?;
     }
     Ok(())
+}
+
+/// A new file `name` in `dir` with `mode` (O_EXCL|O_NOFOLLOW: never an existing one).
+fn new_file(dir: &OwnedFd, name: &str, mode: u32) -> Result<fs::File> {
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
+    let file = openat(
+        dir,
+        name,
+        flags | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .with_context(|| format!("cannot create {name}"))?;
+    fchmod(&file, Mode::from_bits_truncate(mode))
+        .with_context(|| format!("cannot create {name}"))?;
+    Ok(fs::File::from(file))
 }

@@ -5,17 +5,28 @@
 //! read: a cache is a file tree anyone with the same uid can edit. Which manifest a tag
 //! named at the last pull is remembered in `refs/REGISTRY/REPOSITORY/TAG`, so that a tag
 //! can still be used when the registry cannot be reached. Downloads in progress live in
-//! `partial-PID/` and are renamed into place only when complete and verified.
+//! a private `partial-PID-XXXXXX/` and are renamed into place only when complete and verified.
+//!
+//! The cache must belong to the user running rootfs-fetch: root (with `sudo -E`, whose
+//! HOME is still the user's) never writes into another user's cache; files are created
+//! with `O_EXCL|O_NOFOLLOW` and renamed beneath directory descriptors. Without a usable
+//! cache, a pull goes through a private temporary one, removed at the end.
 
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use nix::fcntl::{OFlag, open, openat, renameat};
+use nix::sys::stat::{Mode, fstat, mkdirat};
+use nix::unistd::geteuid;
 use oci_spec::image::Digest;
-use plumbing::Hint;
+use plumbing::{Hint, remove_at, remove_tree};
 
 use crate::blob::{self, Blob, Hashing};
+use crate::extract::dir_flags;
 use crate::install::check_interrupted;
 use crate::reference::Reference;
 
@@ -23,37 +34,100 @@ use crate::reference::Reference;
 #[derive(Debug)]
 pub struct Cache {
     dir: PathBuf,
-    /// This run's unfinished files (`partial-PID/`), removed when the run ends.
+    /// `dir` itself and `dir/blobs/sha256`, opened once and checked to be ours.
+    top: OwnedFd,
+    blobs: OwnedFd,
+    /// This run's unfinished files (`partial-PID-XXXXXX/`, private), removed when it ends.
     partial: PathBuf,
+    partial_fd: OwnedFd,
+    /// A cache made for this run only (there was no usable one), removed when it ends.
+    temporary: Option<PathBuf>,
 }
 
 impl Cache {
-    /// Opens (creates) the cache, and removes downloads that dead runs left half-done.
+    /// Opens (creates) the user's cache, and removes downloads that dead runs left
+    /// half-done. The cache is an optimisation: without a usable one (no HOME, not
+    /// writable, or another user's), pull through a private temporary one, and say so.
     pub fn open() -> Result<Cache> {
-        let base = match std::env::var_os("XDG_CACHE_HOME").filter(|dir| !dir.is_empty()) {
-            Some(dir) => PathBuf::from(dir),
-            None => std::env::var_os("HOME")
-                .filter(|home| !home.is_empty())
-                .map(|home| Path::new(&home).join(".cache"))
-                .context("neither XDG_CACHE_HOME nor HOME is set: there is no cache directory")
-                .hint("set XDG_CACHE_HOME to a writable directory")?,
-        };
-        Cache::at(&base.join("bento"))
+        match user_cache().and_then(|dir| Cache::at(&dir)) {
+            Ok(cache) => Ok(cache),
+            Err(error) => {
+                eprintln!("rootfs-fetch: note: not caching ({error:#}): pulling without a cache");
+                Cache::temporary()
+            }
+        }
+    }
+
+    /// A private cache in `$TMPDIR` for this run only.
+    fn temporary() -> Result<Cache> {
+        plumbing::remove_leftovers(&std::env::temp_dir(), "bento-cache-");
+        let template =
+            std::env::temp_dir().join(format!("bento-cache-{}-XXXXXX", std::process::id()));
+        let dir = nix::unistd::mkdtemp(&template)
+            .with_context(|| {
+                format!(
+                    "cannot create a temporary cache in {}",
+                    std::env::temp_dir().display()
+                )
+            })
+            .hint("set XDG_CACHE_HOME (or TMPDIR) to a directory you can write to")?;
+        match Cache::at(&dir) {
+            Ok(mut cache) => {
+                cache.temporary = Some(dir);
+                Ok(cache)
+            }
+            Err(error) => {
+                let _ = remove_tree(&dir);
+                Err(error)
+            }
+        }
     }
 
     fn at(dir: &Path) -> Result<Cache> {
+        // Never write where another user owns the directory: with `sudo -E`, HOME is still
+        // the user's, and root would create files the user can redirect with symlinks.
+        // So the nearest existing ancestor must be ours before anything is created…
+        let mut existing = dir;
+        while let Err(error) = fs::metadata(existing) {
+            existing = existing
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty())
+                .ok_or(error)?;
+        }
+        // (A sticky directory such as /tmp will do too: no one else can touch what we make
+        // in it, and what we make is checked below.)
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let ancestor = open(existing, flags, Mode::empty())?;
+        if fstat(&ancestor)?.st_mode & 0o1000 == 0 {
+            owned_by_us(&ancestor, existing)?;
+        }
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // …and so must every directory of the cache, checked on the opened descriptors
+        // (O_NOFOLLOW below the top: nothing in it may be a symlink).
+        let top = open(
+            dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("cannot open {}", dir.display()))?;
+        owned_by_us(&top, dir)?;
+        let blobs = subdir(&subdir(&top, dir, "blobs")?, dir, "sha256")?;
         // Downloads that runs killed with SIGKILL left half-done.
         plumbing::remove_leftovers(dir, "partial-");
-        let cache = Cache {
+        let partial =
+            nix::unistd::mkdtemp(&dir.join(format!("partial-{}-XXXXXX", std::process::id())))
+                .with_context(|| format!("cannot write in {}", dir.display()))?;
+        let name = partial.file_name().unwrap_or_default().to_os_string();
+        let partial_fd = openat(&top, name.as_os_str(), dir_flags(), Mode::empty())
+            .with_context(|| format!("cannot open {}", partial.display()))?;
+        Ok(Cache {
             dir: dir.to_path_buf(),
-            partial: dir.join(format!("partial-{}", std::process::id())),
-        };
-        for path in [cache.dir.join("blobs/sha256"), cache.partial.clone()] {
-            fs::create_dir_all(&path)
-                .with_context(|| format!("cannot create the cache {}", path.display()))
-                .hint("set XDG_CACHE_HOME to a writable directory")?;
-        }
-        Ok(cache)
+            top,
+            blobs,
+            partial,
+            partial_fd,
+            temporary: None,
+        })
     }
 
     fn blob_path(&self, digest: &Digest) -> Result<PathBuf> {
@@ -73,7 +147,7 @@ impl Cache {
             Ok(()) => Ok(Some(found)),
             Err(error) if check_interrupted().is_err() => Err(error),
             Err(_) => {
-                let _ = fs::remove_file(&path);
+                let _ = remove_at(self.blobs.as_fd(), blob::sha256_hex(digest)?.as_ref());
                 Ok(None)
             }
         }
@@ -89,9 +163,11 @@ impl Cache {
         reader: impl Read,
         mut progress: impl FnMut(u64),
     ) -> Result<Blob> {
-        let path = self.blob_path(digest)?;
-        let partial = self.partial_file(&path)?;
-        let limit = size.map_or(u64::MAX, |size| size + 1);
+        let hex = blob::sha256_hex(digest)?;
+        let partial = self.partial_file(hex)?;
+        // One byte more than announced shows a blob that is too long (saturating: a
+        // descriptor may claim 2^64-1 bytes).
+        let limit = size.map_or(u64::MAX, |size| size.saturating_add(1));
         let mut hashing = Hashing::new(reader.take(limit));
         let mut buffer = vec![0; 64 * 1024];
         let mut file = &partial.file;
@@ -102,7 +178,7 @@ impl Cache {
                 break;
             }
             file.write_all(&buffer[..n])
-                .with_context(|| format!("cannot write {}", partial.path.display()))?;
+                .with_context(|| format!("cannot write {}", self.partial.join(hex).display()))?;
             progress(n as u64);
         }
         if let Some(size) = size
@@ -120,8 +196,8 @@ impl Cache {
             .hint("the registry sent something else than the image describes: try again later");
         }
         blob::check(digest, &hashing.digest())?;
-        partial.persist(&path)?;
-        Blob::file(&path)
+        partial.persist(&self.blobs, &self.blob_path(digest)?)?;
+        Blob::file(&self.blob_path(digest)?)
     }
 
     /// Stores a blob already in memory (a manifest).
@@ -154,45 +230,104 @@ impl Cache {
             return Ok(());
         };
         let path = self.ref_path(reference, tag);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // The directories below refs/, one at a time beneath the cache's descriptor.
+        let relative = path.strip_prefix(&self.dir).unwrap_or(&path);
+        let mut dir = openat(&self.top, ".", dir_flags(), Mode::empty())?;
+        if let Some(parents) = relative.parent() {
+            for name in parents.iter() {
+                dir = subdir(&dir, &self.dir, &name.to_string_lossy())?;
+            }
         }
-        let partial = self.partial_file(&path)?;
+        let partial = self.partial_file("tag")?;
         (&partial.file)
             .write_all(format!("{digest}\n").as_bytes())
-            .with_context(|| format!("cannot write {}", partial.path.display()))?;
-        partial.persist(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        partial.persist(&dir, &path)
     }
 }
 
 impl Drop for Cache {
     fn drop(&mut self) {
-        let _ = fs::remove_dir(&self.partial);
+        match &self.temporary {
+            Some(dir) => {
+                let _ = remove_tree(dir);
+            }
+            None => {
+                let _ = remove_at(
+                    self.top.as_fd(),
+                    self.partial.file_name().unwrap_or_default(),
+                );
+            }
+        }
     }
 }
 
-/// A file being written in `partial-PID/`, renamed into place when complete and removed
-/// otherwise, so that readers never see half a blob.
+/// The user's cache directory: `$XDG_CACHE_HOME/bento`, or `~/.cache/bento`.
+fn user_cache() -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|dir| !dir.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os("HOME")
+            .filter(|home| !home.is_empty())
+            .map(|home| Path::new(&home).join(".cache"))
+            .context("neither XDG_CACHE_HOME nor HOME is set")?,
+    };
+    Ok(base.join("bento"))
+}
+
+/// Fails unless the directory `fd` (at `path`) belongs to the user running us.
+fn owned_by_us(fd: &OwnedFd, path: &Path) -> Result<()> {
+    let owner = fstat(fd)?.st_uid;
+    if owner != geteuid().as_raw() {
+        bail!("{} belongs to another user (uid {owner})", path.display());
+    }
+    Ok(())
+}
+
+/// The directory `name` in `dir` (created if missing), never through a symlink, and ours.
+fn subdir(dir: &OwnedFd, cache: &Path, name: &str) -> Result<OwnedFd> {
+    let _ = mkdirat(dir, name, Mode::from_bits_truncate(0o755));
+    let sub = openat(dir, name, dir_flags(), Mode::empty())
+        .with_context(|| format!("cannot open {name} in the cache {}", cache.display()))?;
+    owned_by_us(&sub, &cache.join(name))?;
+    Ok(sub)
+}
+
+/// A file being written in `partial-PID-XXXXXX/`, renamed into place when complete and
+/// removed otherwise, so that readers never see half a blob.
 struct Partial {
-    path: PathBuf,
+    dir: OwnedFd,
+    name: OsString,
     file: File,
 }
 
 impl Cache {
-    /// Starts writing what will become `destination`.
-    fn partial_file(&self, destination: &Path) -> Result<Partial> {
-        let path = self
-            .partial
-            .join(destination.file_name().unwrap_or_default());
-        let file =
-            File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Partial { path, file })
+    /// Starts writing a new file `name` in this run's private directory (O_EXCL|O_NOFOLLOW:
+    /// a new file, never one a planted name points to).
+    fn partial_file(&self, name: &str) -> Result<Partial> {
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
+        let dir = self.partial_fd.try_clone()?;
+        let _ = remove_at(dir.as_fd(), name.as_ref());
+        let file = openat(
+            &dir,
+            name,
+            flags | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .with_context(|| format!("cannot create {}", self.partial.join(name).display()))?;
+        Ok(Partial {
+            dir,
+            name: name.into(),
+            file: File::from(file),
+        })
     }
 }
 
 impl Partial {
-    fn persist(self, destination: &Path) -> Result<()> {
-        fs::rename(&self.path, destination)
+    /// Renames the file into `dir` as the last component of `destination` (renameat(2)
+    /// replaces a planted symlink itself, never what it points to).
+    fn persist(self, dir: &OwnedFd, destination: &Path) -> Result<()> {
+        let name = destination.file_name().unwrap_or_default();
+        renameat(&self.dir, self.name.as_os_str(), dir, name)
             .with_context(|| format!("cannot write {}", destination.display()))
         // Dropping self now finds nothing left to remove.
     }
@@ -200,7 +335,7 @@ impl Partial {
 
 impl Drop for Partial {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        let _ = remove_at(self.dir.as_fd(), &self.name);
     }
 }
 
@@ -244,6 +379,28 @@ mod tests {
         assert_eq!(cache.tagged(&reference), None);
         cache.tag(&reference, &digest_of(b"manifest")).unwrap();
         assert_eq!(cache.tagged(&reference), Some(digest_of(b"manifest")));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_planted_symlink_is_replaced_never_followed_and_sizes_do_not_overflow() {
+        let dir = std::env::temp_dir().join(format!("cache-planted-{}", std::process::id()));
+        let cache = cache_in(&dir);
+        let victim = dir.join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let digest = digest_of(b"manifest");
+        let planted = cache.blob_path(&digest).unwrap();
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let blob = cache.put_bytes(&digest, b"manifest").unwrap();
+        assert_eq!(blob.read().unwrap(), b"manifest");
+        assert!(!fs::symlink_metadata(&planted).unwrap().is_symlink());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        // A descriptor may claim 2^64-1 bytes: a size mismatch, not an overflow.
+        let error = cache
+            .put(&digest_of(b"x"), Some(u64::MAX), &b"x"[..], |_| {})
+            .unwrap_err();
+        assert!(format!("{error:#}").contains("size mismatch"), "{error:#}");
+        drop(cache);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

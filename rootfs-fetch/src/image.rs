@@ -12,7 +12,7 @@ use oci_spec::image::{Descriptor, Digest, ImageConfiguration, ImageIndex, ImageM
 use plumbing::Hint;
 
 use crate::blob::{self, Blob};
-use crate::extract::{Extractor, Summary};
+use crate::extract::{Extractor, Options, Summary, TooLarge, disk_full, human_size};
 use crate::platform::Platform;
 
 /// Where a manifest's blobs come from: a registry (through the cache) or a layout.
@@ -47,19 +47,44 @@ impl Image {
     }
 
     /// Applies the layers in order to the empty directory `root`, checking each diff ID.
-    pub fn apply(&self, root: &Path) -> Result<Summary> {
-        let mut extractor = Extractor::new(root);
+    pub fn apply(&self, root: &Path, options: &Options) -> Result<Summary> {
+        let mut extractor = Extractor::new(root, options.clone())?;
         let total = self.layers.len();
         for (number, layer) in self.layers.iter().enumerate() {
             let label = format!("layer {}/{total} ({})", number + 1, layer.name);
-            let diff_id = extractor
-                .apply(layer.blob.open()?)
-                .with_context(|| label.clone())?;
+            let diff_id = match extractor.apply(layer.blob.open()?) {
+                Ok(diff_id) => diff_id,
+                Err(error) if disk_full(&error) => return self.disk_full(root),
+                Err(error) if error.is::<TooLarge>() => {
+                    return Err(error).context(label).hint(
+                        "if the image really is that big, raise the limit: --max-layer-size SIZE (or BENTO_MAX_LAYER_SIZE)",
+                    );
+                }
+                Err(error) => return Err(error).context(label),
+            };
             if let Some(expected) = &layer.diff_id {
                 blob::check(expected, &diff_id).context(label)?;
             }
         }
-        extractor.finish()
+        match extractor.finish() {
+            Err(error) if disk_full(&error) => self.disk_full(root),
+            finished => finished,
+        }
+    }
+
+    /// The error for a full disk: not a corrupt layer. Says where, and how much is needed.
+    fn disk_full<T>(&self, root: &Path) -> Result<T> {
+        let place = root
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let compressed: u64 = self.layers.iter().map(|layer| layer.blob.len).sum();
+        Err(anyhow::anyhow!(
+            "the disk is full: no space left on the filesystem of {} (the image's layers are {} compressed, and need more once unpacked)",
+            place.display(),
+            human_size(compressed)
+        ))
+        .hint("free some space there, or build the root filesystem on another disk: rootfs-fetch SOURCE /path/on/another/disk/rootfs")
     }
 }
 

@@ -7,7 +7,7 @@ use clap::Parser;
 use plumbing::Hint;
 use rootfs_fetch::busybox;
 use rootfs_fetch::cache::Cache;
-use rootfs_fetch::extract::{Summary, in_container};
+use rootfs_fetch::extract::{DEFAULT_MAX_LAYER_SIZE, Options, Summary, in_container};
 use rootfs_fetch::image::{self, Image};
 use rootfs_fetch::install::{Staging, catch_interrupts};
 use rootfs_fetch::layout::{self, Files};
@@ -33,9 +33,17 @@ struct Cli {
     /// The directory to create or replace
     #[arg(default_value = "rootfs")]
     target: PathBuf,
-    /// Replace TARGET even when it does not look like a root filesystem
+    /// Replace TARGET even when rootfs-fetch did not make it (it has no .bento-rootfs mark)
     #[arg(long)]
     force: bool,
+    /// As root, keep the image's setuid and setgid bits (dropped by default: the steps never
+    /// need them, and they would let any local user run those programs as their owner)
+    #[arg(long)]
+    keep_setuid: bool,
+    /// Refuse a layer whose files expand to more than SIZE (e.g. 500M, 20G; default 16G, or
+    /// $BENTO_MAX_LAYER_SIZE): a guard against decompression bombs
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_layer_size: Option<u64>,
     /// Which platform's image to take from a multi-platform image (default: this machine's)
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<Platform>,
@@ -62,7 +70,7 @@ fn fetch() -> Result<i32> {
         }
         built => built?,
     };
-    staging.commit()?;
+    staging.commit(&used)?;
     eprintln!(
         "rootfs-fetch: {} is ready, made from {used}",
         cli.target.display()
@@ -94,6 +102,7 @@ fn build_default(cli: &Cli, root: &Path) -> Result<String> {
 fn build(source: &Source, cli: &Cli, root: &Path) -> Result<String> {
     let name = source.to_string();
     let platform = cli.platform.clone().unwrap_or_else(Platform::host);
+    let mut registry: Registry;
     let image = match source {
         Source::Busybox(path) => {
             let binary = busybox::locate(path.as_deref())?;
@@ -102,7 +111,8 @@ fn build(source: &Source, cli: &Cli, root: &Path) -> Result<String> {
         }
         Source::Docker(reference) => {
             eprintln!("rootfs-fetch: pulling {name} for {platform}");
-            let mut registry = Registry::new(reference, cli.insecure, &name, Cache::open()?)?;
+            // Kept until the layers are applied: a temporary cache goes with it.
+            registry = Registry::new(reference, cli.insecure, &name, Cache::open()?)?;
             let (top, media_type) = registry.top()?;
             image::resolve(&mut registry, top, media_type.as_deref(), &platform, &name)?
         }
@@ -114,7 +124,9 @@ fn build(source: &Source, cli: &Cli, root: &Path) -> Result<String> {
         }
         Source::OciArchive(path) => layout::oci(&mut Files::tar(path)?, None, &platform, &name)?,
     };
-    let summary = image.apply(root).with_context(|| name.clone())?;
+    let summary = image
+        .apply(root, &options(cli)?)
+        .with_context(|| name.clone())?;
     print_notes(&image, &summary, root);
     Ok(format!("{name} ({})", image.platform()))
 }
@@ -146,4 +158,36 @@ fn print_notes(image: &Image, summary: &Summary, root: &Path) {
             "rootfs-fetch: note: the image has no /bin/sh, which the steps run when given no command"
         );
     }
+}
+
+/// The extraction options from the command line and the environment.
+fn options(cli: &Cli) -> Result<Options> {
+    let max_layer_size = match (cli.max_layer_size, std::env::var("BENTO_MAX_LAYER_SIZE")) {
+        (Some(size), _) => size,
+        (None, Ok(size)) if !size.is_empty() => parse_size(&size)
+            .map_err(anyhow::Error::msg)
+            .context("BENTO_MAX_LAYER_SIZE")?,
+        _ => DEFAULT_MAX_LAYER_SIZE,
+    };
+    Ok(Options {
+        keep_setuid: cli.keep_setuid,
+        max_layer_size,
+    })
+}
+
+/// `123`, `64K`, `500M`, `20G` (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&text[..at], 10),
+        Some((at, 'm' | 'M')) => (&text[..at], 20),
+        Some((at, 'g' | 'G')) => (&text[..at], 30),
+        Some((at, 't' | 'T')) => (&text[..at], 40),
+        _ => (text, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|number| number.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{text:?} is not a size (e.g. 500M, 20G)"))
 }
