@@ -26,6 +26,25 @@ step N *COMMAND:
     binary="$(just _build "$name")/$name"
     exec "$binary" "$@"
 
+# Run a step's demo program: `just demo no-fork sh -c 'echo $$'` (a PID namespace without the fork)
+[no-exit-message]
+demo NAME *COMMAND:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    shopt -s nullglob
+    found=(steps/*/src/bin/"$1".rs)
+    if (( ${#found[@]} != 1 )); then
+        echo "error: there is no demo '$1'. The demos are:" >&2
+        for demo in steps/*/src/bin/*.rs; do
+            echo "  just demo $(basename "$demo" .rs)    ($(echo "$demo" | cut -d/ -f2))" >&2
+        done
+        exit 2
+    fi
+    package="step-$(echo "${found[0]}" | cut -d/ -f2)"
+    binary="$(just _build "$package")/$1"
+    shift
+    exec "$binary" "$@"
+
 # Try the classic chroot escape as root inside step N: step 05 lets it out, step 06 does not
 [no-exit-message]
 breakout N FILE="/etc/os-release":

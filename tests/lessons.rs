@@ -265,3 +265,36 @@ fn lesson_mark(list: &mut [Function], name: &str, mark: &str) {
     let lesson = list.iter_mut().find(|f| f.name == name).unwrap();
     lesson.text = format!("{mark} for the test\n{}", lesson.text);
 }
+
+#[test]
+fn demo_programs_carry_their_steps_lessons_unchanged() {
+    let mut demos = 0;
+    for dir in std::fs::read_dir(workspace().join("steps"))
+        .unwrap()
+        .flatten()
+    {
+        let step = functions(&std::fs::read_to_string(dir.path().join("src/main.rs")).unwrap());
+        let Ok(bins) = std::fs::read_dir(dir.path().join("src/bin")) else {
+            continue;
+        };
+        for bin in bins.flatten() {
+            demos += 1;
+            let demo = functions(&std::fs::read_to_string(bin.path()).unwrap());
+            for lesson in demo
+                .iter()
+                .filter(|f| f.name != "main" && f.name != "container")
+            {
+                if let Some(original) = step.iter().find(|f| f.name == lesson.name) {
+                    assert_eq!(
+                        lesson.carried(),
+                        original.carried(),
+                        "{}: {}() differs from the step's own",
+                        bin.path().display(),
+                        lesson.name
+                    );
+                }
+            }
+        }
+    }
+    assert!(demos >= 2, "breakout and no-fork at least");
+}
