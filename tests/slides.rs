@@ -250,6 +250,8 @@ fn the_handout_runs_every_snippet_and_every_slide_fits() {
         );
     }
 
+    the_pdf_has_every_page_of_the_html(&html_path.with_extension("pdf"), &pages);
+
     // Every slide fits: the last two rows hold nothing but the footer ("12 / 27").
     for (number, page) in pages.iter().enumerate() {
         assert_eq!(page.len(), 30, "exported at 100x30");
@@ -262,6 +264,66 @@ fn the_handout_runs_every_snippet_and_every_slide_fits() {
             );
         }
     }
+}
+
+/// `just handout` writes a PDF beside the HTML when weasyprint is installed: one page per
+/// slide, each with every row of text the HTML page has, snippet output included.
+fn the_pdf_has_every_page_of_the_html(pdf: &Path, pages: &[Vec<String>]) {
+    if !have("weasyprint", "pip install weasyprint")
+        || !have("pdftotext", "sudo apt install poppler-utils")
+    {
+        return;
+    }
+    // The PDF is a second export, whose snippets ran again: pids and times differ.
+    let words = |text: &str| {
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut out = String::new();
+        for c in text.chars() {
+            match c.is_ascii_digit() {
+                true if out.ends_with('#') => {}
+                true => out.push('#'),
+                false => out.push(c),
+            }
+        }
+        out
+    };
+    for (number, page) in pages.iter().enumerate() {
+        let page_number = (number + 1).to_string();
+        let output = Command::new("pdftotext")
+            .args(["-layout", "-f", &page_number, "-l", &page_number])
+            .arg(pdf)
+            .arg("-")
+            .output()
+            .expect("run pdftotext");
+        assert!(
+            output.status.success(),
+            "{} has no page {page_number}",
+            pdf.display()
+        );
+        let text = words(&String::from_utf8_lossy(&output.stdout));
+        for row in page
+            .iter()
+            .map(|row| words(row))
+            .filter(|row| !row.is_empty())
+        {
+            assert!(
+                text.contains(&row),
+                "page {page_number} of the PDF lacks {row:?}; it has:\n{text}"
+            );
+        }
+    }
+    let info = Command::new("pdfinfo")
+        .arg(pdf)
+        .output()
+        .expect("run pdfinfo");
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.lines()
+            .any(|line| line.split_whitespace().collect::<Vec<_>>()
+                == ["Pages:", pages.len().to_string().as_str()]),
+        "one page per slide ({}):\n{info}",
+        pages.len()
+    );
 }
 
 #[test]
