@@ -102,6 +102,10 @@ handout OUTPUT="slides/handout.html":
     set -euo pipefail
     html="$1"
     pdf="${html%.html}.pdf"
+    if [[ ! -d "$(dirname "$html")" ]]; then
+        echo "error: cannot write $html: there is no directory $(dirname "$html")" >&2
+        exit 1
+    fi
     just _need-presenterm
     just _prepare-talk
     run=(presenterm --config-file slides/config.yaml --enable-snippet-execution)
