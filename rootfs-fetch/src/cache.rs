@@ -41,7 +41,8 @@ impl Cache {
         Cache::at(&base.join("bento"))
     }
 
-    fn at(dir: &Path) -> Result<Cache> {
+    /// Opens (creates) the cache in `dir` (bento keeps it under `$BENTO_HOME`).
+    pub fn at(dir: &Path) -> Result<Cache> {
         // Downloads that runs killed with SIGKILL left half-done.
         plumbing::remove_leftovers(dir, "partial-");
         let cache = Cache {
