@@ -152,6 +152,14 @@ bench:
     echo
     hyperfine --warmup 3 --runs 30 --command-name "just step 5 true (warm)" "just step 5 true"
 
+# Run bento, the capstone runtime: `just bento run --rm busybox ps` (see bento/README.md)
+[no-exit-message]
+bento *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    binary="$(just _build bento)/bento"
+    exec "$binary" "$@"
+
 # Run every test: formatting, clippy, unit and snapshot tests (what CI runs)
 test:
     cargo fmt --all -- --check

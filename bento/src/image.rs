@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
+use plumbing::Hint;
 use rootfs_fetch::cache::Cache;
 use rootfs_fetch::image::Image;
 use rootfs_fetch::layout::{self, Files};
@@ -244,7 +245,11 @@ impl Images {
 
 /// An image that cannot be pulled: not there, not an image, corrupt…
 fn unknown(key: &str, error: anyhow::Error) -> anyhow::Error {
-    Refusal::UnknownImage.wrap(error.context(format!("cannot pull {key}")))
+    let error = error.context(format!("cannot pull {key}"));
+    let hinted = Err::<(), _>(error).hint(
+        "check the image's name and that it exists; `bento images` lists the images pulled already",
+    );
+    Refusal::UnknownImage.wrap(hinted.unwrap_err())
 }
 
 /// The digest of the layers' diff ids, one per line: the same files, the same id.
