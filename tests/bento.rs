@@ -719,3 +719,76 @@ fn the_host_is_unchanged_afterwards() {
     assert_eq!(mounts(), before, "no mount appeared on the host");
     assert_eq!(home.entries(), Vec::<String>::new());
 }
+
+/// cgroup v1 limits, for real: only root may make v1 cgroups, so bento runs as root here
+/// (the v2 code is tested against a fake cgroup tree, in bento's unit tests).
+#[test]
+fn limits_with_cgroup_v1_as_root() {
+    if !common::can_run_as_real_root() {
+        return;
+    }
+    let v1 = |controller: &str| {
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join("tasks")
+            .exists()
+    };
+    if !v1("memory") || !v1("pids") {
+        eprintln!("SKIPPED: no cgroup v1 memory and pids hierarchies here");
+        return;
+    }
+    let home = Home::new();
+    std::os::unix::fs::chown(home.dir.path(), Some(0), Some(0)).unwrap();
+    let as_root = |args: &[&str]| {
+        let mut command = Command::new(&images().bin);
+        command
+            .args(args)
+            .env_clear()
+            .env("BENTO_HOME", home.path())
+            .env("PATH", SYSTEM_PATH)
+            .stdin(Stdio::null());
+        let output = command.output().unwrap();
+        Out {
+            shown: format!("bento {}", args.join(" ")),
+            output,
+        }
+    };
+    as_root(&["pull", img()]).code(0);
+    let forks = "n=0; while [ $n -lt 30 ]; do sleep 5 & n=$((n+1)); done; echo survived";
+    let out = as_root(&["run", "--rm", "--pids-limit", "8", img(), "sh", "-c", forks]);
+    assert!(
+        out.stderr().contains("can't fork"),
+        "the fork loop hits the limit: {}",
+        out.stderr()
+    );
+    let out = as_root(&[
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "32m",
+        img(),
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
+    out.code(137);
+    let state: Value =
+        serde_json::from_str(&as_root(&["status", "--json", "hog"]).code(0).stdout()).unwrap();
+    assert_eq!(state["oomKilled"], true, "{state}");
+    let cgroups: Vec<PathBuf> = serde_json::from_value(state["cgroups"].clone()).unwrap();
+    assert!(!cgroups.is_empty());
+    assert!(as_root(&["status", "hog"]).stdout().contains("OOM-killed"));
+    as_root(&["rm", "hog"]).code(0);
+    for dir in cgroups {
+        assert!(!dir.exists(), "{} removed", dir.display());
+    }
+    // The same limits rootless, on this v1 machine: refused, with the fix.
+    let rootless = Home::new().with_image();
+    rootless
+        .run(&["run", "--rm", "--memory", "32m", img(), "true"])
+        .refused(12, "cannot limit");
+    assert_eq!(rootless.entries(), Vec::<String>::new());
+}

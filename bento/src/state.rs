@@ -137,6 +137,9 @@ pub struct State {
     pub supervisor: Option<Process>,
     /// The boot these processes belong to.
     pub boot_id: String,
+    /// The container's cgroups (`--memory`, `--pids-limit`), removed when it stops.
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
     /// Remove the container when it stops (`run --rm`).
     #[serde(default)]
     pub auto_remove: bool,

@@ -47,7 +47,8 @@ pub fn supervise(
     mode: Mode,
 ) -> Result<i32> {
     let layers = container.layers(&spec.rootfs);
-    let cgroup = Cgroup::create(container, spec)?;
+    let cgroup = Cgroup::create(&container.name, spec)?;
+    state.cgroups = cgroup.as_ref().map(|c| c.dirs.clone()).unwrap_or_default();
     userns::enter_user_namespace()?;
     uts::isolate_hostname(&spec.hostname)?;
     uts::isolate_ipc()?;
@@ -81,7 +82,11 @@ pub fn supervise(
     plumbing::forward_signals(child);
     if detached && !matches!(read_byte(&mut reports), Some(b'1')) {
         // PID 1 failed, and said why on bento create's stderr: pass its status on.
-        return wait_for(child);
+        let code = wait_for(child);
+        if let Some(cgroup) = &cgroup {
+            cgroup.remove();
+        }
+        return code;
     }
     state.pid = child.as_raw();
     state.init = Some(Process::of(child.as_raw()).unwrap_or(Process {
@@ -104,6 +109,9 @@ pub fn supervise(
     if !detached && read_byte(&mut reports) == Some(b'E') {
         // The command never ran (not found, a mount failed…): PID 1 said why; nothing of
         // the container is worth keeping.
+        if let Some(cgroup) = &cgroup {
+            cgroup.remove();
+        }
         if let Ok(_lock) = container.lock() {
             let _ = container.remove();
         }
@@ -138,7 +146,7 @@ fn record_exit(container: &Container, code: i32, cgroup: Option<&Cgroup>) -> Res
     state.finished = Some(now());
     if let Some(cgroup) = cgroup {
         state.oom_killed = cgroup.oom_killed();
-        let _ = cgroup.remove();
+        cgroup.remove();
     }
     if state.auto_remove {
         return container.remove();

@@ -58,7 +58,11 @@ impl Args {
         if let Some(dir) = self.workdir {
             spec.cwd = dir;
         }
-        let cgroup = crate::cgroups::Cgroup::of(&container, &spec);
+        // Opened now, before the namespaces: as root (v1) its files belong to the real root.
+        let cgroup = match state.cgroups.as_slice() {
+            [] => None,
+            dirs => Some(crate::cgroups::Cgroup::open(dirs)?),
+        };
         join_namespaces(&init)?;
         plumbing::catch_signals()?;
         // SAFETY: bento is single-threaded, so the child may go on running Rust code.

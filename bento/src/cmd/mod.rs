@@ -150,6 +150,7 @@ pub fn new_state(container: &Container, spec: &Spec, auto_remove: bool) -> State
         init: None,
         supervisor: None,
         boot_id: crate::process::boot_id(),
+        cgroups: Vec::new(),
         auto_remove,
     }
 }

@@ -59,6 +59,7 @@ fn remove(home: &Home, name: &str, force: bool) -> Result<()> {
         // Removed meanwhile (a --rm container's supervisor did it).
         return Ok(());
     };
-    crate::cgroups::remove_leftover(&container);
+    // A supervisor that was killed could not remove the cgroup.
+    crate::cgroups::remove(&state.cgroups);
     container.remove()
 }
