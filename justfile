@@ -139,7 +139,7 @@ doctor:
     binary="$(just _build bento-doctor)/bento-doctor"
     exec "$binary"
 
-# Time /bin/true in step 05 against util-linux `unshare` and a bare exec (needs hyperfine)
+# Time /bin/true in step 05 against `unshare` and a bare exec, and `bento run` against step 08 and runc (needs hyperfine)
 bench:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -155,6 +155,7 @@ bench:
     chmod 755 "$work"
     cp "$binary" "$work/step-05-procfs"
     cp -a rootfs "$work/rootfs"
+    cp "$(just _build bento)/bento" "$(just _build step-08-net)/step-08-net" "$work/"
     as=()
     if [[ $(id -u) == 0 ]]; then
         as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
@@ -171,9 +172,52 @@ bench:
             printf "\nmedians: step 05 %.2f ms, unshare %.2f ms, bare exec %.2f ms\n", median["step 05"], median["unshare"], median["bare exec"]
             printf "ratio step 05 / unshare = %.2f (target: <= 1.00)\n", median["step 05"] / median["unshare"]
         }' "$work/times.csv"
+    # Bento (image already pulled) against the last step, and against runc on the same
+    # root filesystem (runc needs root here: Debian's runc, a full OCI config).
+    "${as[@]}" env BENTO_HOME="$work/bento-home" "$work/bento" pull busybox: >/dev/null
+    image=$(echo "$work"/bento-home/images/busybox-*/rootfs)
+    "${as[@]}" env HOME="$work" BENTO_HOME="$work/bento-home" BENTO_ROOTFS="$image" \
+        TMPDIR="$work" hyperfine --shell=none --warmup 20 --runs 200 \
+        --export-csv "$work/bento.csv" \
+        --command-name "bento run" "$work/bento run --rm busybox: /bin/true" \
+        --command-name "step 08" "$work/step-08-net /bin/true"
+    runc_median=""
+    if [[ $(id -u) == 0 ]] && command -v runc >/dev/null; then
+        bundle="$work/bundle"
+        mkdir -p "$bundle"
+        runc spec --bundle "$bundle"
+        python3 - "$bundle/config.json" "$image" <<'PY'
+    import json, sys
+    path, root = sys.argv[1], sys.argv[2]
+    config = json.load(open(path))
+    config["root"] = {"path": root, "readonly": True}
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["/bin/true"]
+    config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]
+    json.dump(config, open(path, "w"))
+    PY
+        hyperfine --shell=none --warmup 5 --runs 50 --export-csv "$work/runc.csv" \
+            --command-name "runc run" "runc --root $work/runc-state run --bundle $bundle bench"
+        runc_median=$(awk -F, 'NR == 2 { print $4 * 1000 }' "$work/runc.csv")
+    fi
+    awk -F, -v runc="$runc_median" 'NR > 1 { median[$1] = $4 * 1000 }
+        END {
+            printf "\nmedians: bento run %.2f ms, step 08 %.2f ms", median["bento run"], median["step 08"]
+            if (runc != "") printf ", runc run %.2f ms (ratio bento / runc = %.2f, goal < 1)", runc, median["bento run"] / runc
+            else printf " (runc: only as root)"
+            printf "\n"
+        }' "$work/bento.csv"
     cd - >/dev/null
     echo
     hyperfine --warmup 3 --runs 30 --command-name "just step 5 true (warm)" "just step 5 true"
+
+# Run bento, the capstone runtime: `just bento run --rm busybox ps` (see bento/README.md)
+[no-exit-message]
+bento *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    binary="$(just _build bento)/bento"
+    exec "$binary" "$@"
 
 # Run every test: formatting, clippy, unit and snapshot tests (what CI runs)
 test:

@@ -109,6 +109,27 @@ pub(crate) fn missing_command(message: String, hint: String) -> anyhow::Error {
     })
 }
 
+/// An error that exits with a status of its own. A runtime refuses in several distinct ways
+/// (no such container, name in use…) and scripts must be able to tell them apart.
+#[derive(Debug)]
+struct WithStatus {
+    error: anyhow::Error,
+    code: i32,
+}
+
+impl fmt::Display for WithStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for WithStatus {}
+
+/// Makes `error` (hint included) exit with `code` when it is reported.
+pub fn with_status(code: i32, error: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(WithStatus { error, code })
+}
+
 /// The exit status a shell would report for a child: its own exit code, or 128+N when it
 /// was killed by signal N.
 pub fn exit_code(status: WaitStatus) -> i32 {
@@ -130,23 +151,26 @@ fn program_name() -> String {
         .unwrap_or_else(|| "bento".into())
 }
 
-/// Finds an error of type `T` in `error`, looking inside hints too.
+/// Finds an error of type `T` in `error`, looking inside hints and statuses too.
 fn find<T: std::fmt::Display + std::fmt::Debug + Send + Sync + 'static>(
     error: &anyhow::Error,
 ) -> Option<&T> {
-    match error.downcast_ref::<T>() {
-        Some(found) => Some(found),
-        None => find(&error.downcast_ref::<Hinted>()?.error),
+    if let Some(found) = error.downcast_ref::<T>() {
+        return Some(found);
     }
+    if let Some(hinted) = error.downcast_ref::<Hinted>() {
+        return find(&hinted.error);
+    }
+    find(&error.downcast_ref::<WithStatus>()?.error)
 }
 
 /// Prints `error` as one line (the chain of contexts, outermost first) plus its hint,
 /// and returns the exit status it deserves.
-fn report(error: &anyhow::Error) -> i32 {
+pub fn report(error: &anyhow::Error) -> i32 {
     // One line, whatever a library put in its message.
     let message = format!("{error:#}").replace(['\n', '\r'], " ");
     eprintln!("{}: error: {message}", program_name());
-    if let Some(hinted) = error.downcast_ref::<Hinted>() {
+    if let Some(hinted) = find::<Hinted>(error) {
         let mut lines = hinted.hint.lines();
         if let Some(first) = lines.next() {
             eprintln!("  hint: {first}");
@@ -154,6 +178,9 @@ fn report(error: &anyhow::Error) -> i32 {
         for line in lines {
             eprintln!("        {line}");
         }
+    }
+    if let Some(status) = find::<WithStatus>(error) {
+        return status.code;
     }
     match find::<ExecFailed>(error) {
         Some(ExecFailed {
@@ -193,6 +220,10 @@ mod tests {
         assert_eq!(report(&exec_error(c"nope", Errno::ENOENT)), 127);
         assert_eq!(report(&exec_error(c"/etc", Errno::EACCES)), 126);
         assert_eq!(report(&anyhow::anyhow!("boom")), EXIT_SETUP_FAILED);
+        let refused = Err::<(), _>(anyhow::anyhow!("no such container")).hint("bento status --all");
+        let refused = with_status(3, refused.unwrap_err()).context("bento rm");
+        assert_eq!(report(&refused), 3);
+        assert_eq!(format!("{refused:#}"), "bento rm: no such container");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! - [`command`] and [`rootfs`] turn the command line and `$BENTO_ROOTFS` into checked values;
 //! - [`run`], [`Hint`] and [`exec_error`] turn failures into one clear line plus a hint and
-//!   a shell-style exit status;
+//!   a shell-style exit status ([`report`] prints one, [`with_status`] gives it its own);
 //! - [`user_namespace_hint`] says why a host refuses user namespaces ([`host`] reads the
 //!   settings, for the hint and for `just doctor`);
 //! - [`catch_signals`], [`forward_signals`] and [`exit_code`] let a parent process stand in
@@ -22,7 +22,7 @@ mod scratch;
 mod signals;
 
 pub use args::{command, rootfs, rootfs_location};
-pub use errors::{Hint, exec_error, exit_code, run};
+pub use errors::{Hint, exec_error, exit_code, report, run, with_status};
 pub use host::user_namespace_hint;
 pub use scratch::{Scratch, names_at, remove_at, remove_leftovers, remove_tree};
 pub use signals::{catch_signals, forward_signals};

@@ -83,7 +83,8 @@ impl Cache {
         }
     }
 
-    fn at(dir: &Path) -> Result<Cache> {
+    /// Opens (creates) the cache in `dir` (bento keeps it under `$BENTO_HOME`).
+    pub fn at(dir: &Path) -> Result<Cache> {
         // Never write where another user owns the directory: with `sudo -E`, HOME is still
         // the user's, and root would create files the user can redirect with symlinks.
         // So the nearest existing ancestor must be ours before anything is created…

@@ -1,0 +1,100 @@
+//! `bento exec [-t] NAME COMMAND...`: run one more command in a running container.
+
+use anyhow::{Context, Result};
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, chdir, fork};
+
+use super::check_terminal;
+use crate::container::find_program;
+use crate::errors::Refusal;
+use crate::home::Home;
+use crate::join::join_namespaces;
+use crate::spec::{Spec, set_env};
+use crate::state::{Container, Status};
+
+/// Run a command inside a running container, in its namespaces, root, working directory
+/// and environment; exit with its status
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Give the command a terminal (needs one on stdin)
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
+    /// Set an environment variable (repeatable)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The working directory (default: the container's)
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The container's name
+    pub name: String,
+    /// The command and its arguments
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+impl Args {
+    pub fn run(self, home: &Home) -> Result<i32> {
+        check_terminal(self.tty)?;
+        let container = Container::open(home, &self.name)?;
+        let mut state = container.state()?;
+        state.refresh();
+        let init = match (state.status, state.init) {
+            (Status::Running, Some(init)) => init,
+            (status, _) => {
+                return Err(Refusal::NotRunning.error(
+                    format!("container {:?} is {status}, not running", self.name),
+                    format!("`bento start {}` starts a created container; a stopped one cannot run anything", self.name),
+                ));
+            }
+        };
+        let mut spec: Spec = serde_json::from_slice(
+            &std::fs::read(container.file("spec.json")).context("cannot read the spec")?,
+        )
+        .context("corrupt spec.json")?;
+        spec.args = self.command;
+        for pair in &self.env {
+            set_env(&mut spec.env, pair);
+        }
+        if let Some(dir) = self.workdir {
+            spec.cwd = dir;
+        }
+        // Opened now, before the namespaces: as root (v1) its files belong to the real root.
+        let cgroup = match state.cgroups.as_slice() {
+            [] => None,
+            dirs => Some(crate::cgroups::Cgroup::open(dirs)?),
+        };
+        join_namespaces(&init)?;
+        plumbing::catch_signals()?;
+        // SAFETY: bento is single-threaded, so the child may go on running Rust code.
+        match unsafe { fork() }.context("fork failed")? {
+            ForkResult::Child => {
+                // Now inside the container's PID namespace, with its root.
+                let error = run_inside(&spec, cgroup.as_ref());
+                std::process::exit(plumbing::report(&error));
+            }
+            ForkResult::Parent { child } => {
+                plumbing::forward_signals(child);
+                let status = waitpid(child, None).context("waitpid failed")?;
+                Ok(plumbing::exit_code(status))
+            }
+        }
+    }
+}
+
+/// The forked child, inside: joins the cgroup, finds the command, goes to the working
+/// directory, and execs.
+fn run_inside(spec: &Spec, cgroup: Option<&crate::cgroups::Cgroup>) -> anyhow::Error {
+    let prepared = (|| -> Result<std::ffi::CString> {
+        if let Some(cgroup) = cgroup {
+            cgroup.join()?;
+        }
+        let program = find_program(spec)?;
+        chdir(spec.cwd.as_str())
+            .with_context(|| format!("cannot enter the working directory {}", spec.cwd))?;
+        Ok(program)
+    })();
+    match prepared {
+        Ok(program) => crate::container::exec_command(&program, spec),
+        Err(error) => error,
+    }
+}

@@ -1,0 +1,47 @@
+//! `bento kill NAME [SIGNAL]`: send a signal to the container's PID 1.
+
+use std::str::FromStr;
+
+use anyhow::Result;
+use nix::sys::signal::Signal;
+
+use crate::home::Home;
+use crate::state::Container;
+
+/// Send a signal to a container's PID 1 (default SIGKILL: stop it now)
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The container's name
+    pub name: String,
+    /// The signal: KILL, SIGTERM, 15…
+    #[arg(default_value = "KILL", value_parser = parse_signal)]
+    pub signal: Signal,
+}
+
+/// `KILL`, `SIGKILL`, `kill` or `9`.
+pub fn parse_signal(text: &str) -> Result<Signal, String> {
+    let upper = text.to_ascii_uppercase();
+    if let Ok(number) = upper.parse::<i32>() {
+        return Signal::try_from(number).map_err(|_| format!("{text:?} is not a signal number"));
+    }
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name)
+        .map_err(|_| format!("{text:?} is not a signal name (try KILL, TERM, INT, HUP)"))
+}
+
+impl Args {
+    pub fn run(self, home: &Home) -> Result<i32> {
+        let container = Container::open(home, &self.name)?;
+        let (init, state) = super::stop::running(&container)?;
+        init.signal(self.signal)?;
+        if self.signal == Signal::SIGKILL {
+            init.wait_gone(std::time::Duration::from_secs(5));
+            super::stop::wait_for_record(&state);
+        }
+        super::done(&self.name)
+    }
+}

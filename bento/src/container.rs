@@ -1,0 +1,137 @@
+//! PID 1: what the container's first process does between fork(2) and execve(2), one
+//! lesson per line, in the order the kernel needs them. The supervisor has already made
+//! the user, UTS, IPC and network namespaces; this process is PID 1 of the new PID
+//! namespace.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::unistd::{AccessFlags, access, chdir, execve};
+use plumbing::Hint;
+
+use crate::gate::Gate;
+use crate::overlay::Layers;
+use crate::spec::{Spec, get_env};
+use crate::{cgroups, dev, mounts, overlay, pid, proc};
+
+/// How PID 1 starts the command.
+pub enum Start<'a> {
+    /// At once (`bento run`).
+    Now,
+    /// When `bento start` opens the gate at this path; `ready` is told (one byte) that
+    /// everything is prepared and that PID 1 now waits.
+    AtTheGate {
+        fifo: &'a Path,
+        ready: &'a std::fs::File,
+    },
+}
+
+/// Becomes the container: returns only with the error that stopped it.
+pub fn init(
+    spec: &Spec,
+    layers: &Layers,
+    cgroup: Option<&cgroups::Cgroup>,
+    start: Start,
+) -> anyhow::Error {
+    match prepare(spec, layers, cgroup, start) {
+        Ok(program) => exec_command(&program, spec),
+        Err(error) => error,
+    }
+}
+
+/// Everything up to the exec; returns the program to run.
+fn prepare(
+    spec: &Spec,
+    layers: &Layers,
+    cgroup: Option<&cgroups::Cgroup>,
+    start: Start,
+) -> Result<CString> {
+    pid::die_with_parent()?;
+    if let Some(cgroup) = cgroup {
+        // Before anything runs: every process the command starts is counted, too.
+        cgroup.join()?;
+    }
+    mounts::isolate_mounts()?;
+    let root = overlay::mount_overlay(layers)?;
+    proc::mount_proc(&root.join("proc"))?;
+    dev::mount_dev(root, spec.terminal)?;
+    let gate = match &start {
+        Start::AtTheGate { fifo, .. } => Some(Gate::hold(fifo)?),
+        Start::Now => None,
+    };
+    mounts::pivot_into(root)?;
+    // Checked now, not at `start`: a command that is not there is create's error (127).
+    let program = find_program(spec)?;
+    chdir(spec.cwd.as_str())
+        .with_context(|| format!("cannot enter the working directory {}", spec.cwd))
+        .hint("the directory must exist in the image (-w DIR)")?;
+    if let (Start::AtTheGate { ready, .. }, Some(gate)) = (start, gate) {
+        report_ready(ready)?;
+        gate.wait()?;
+    }
+    Ok(program)
+}
+
+/// Tells the supervisor that PID 1 is prepared. From now on errors go to the log (our
+/// stdout), not to the terminal of `bento create`, which is about to return.
+fn report_ready(mut ready: &std::fs::File) -> Result<()> {
+    nix::unistd::dup2_stderr(std::io::stdout()).context("cannot send stderr to the log")?;
+    std::io::Write::write_all(&mut ready, b"1").context("cannot tell the supervisor")
+}
+
+/// The program that execve(2) will run: `args[0]` itself when it holds a `/`, otherwise
+/// the first executable file of that name in the container's PATH, as execvp(3) would
+/// search it. 127 when there is none, 126 when there is one that cannot be executed.
+pub fn find_program(spec: &Spec) -> Result<CString> {
+    let name = spec
+        .args
+        .first()
+        .filter(|name| !name.is_empty())
+        .context("the command is empty")
+        .hint("give a command, or use an image that has one")?;
+    let candidates: Vec<PathBuf> = if name.contains('/') {
+        vec![PathBuf::from(name)]
+    } else {
+        get_env(&spec.env, "PATH")
+            .unwrap_or("/usr/local/bin:/usr/bin:/bin")
+            .split(':')
+            .map(|dir| Path::new(dir).join(name))
+            .collect()
+    };
+    let mut refused = None;
+    for candidate in candidates {
+        if !candidate.metadata().is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        match access(&candidate, AccessFlags::X_OK) {
+            Ok(()) => {
+                return CString::new(candidate.into_os_string().into_encoded_bytes())
+                    .context("the command contains a NUL byte");
+            }
+            Err(errno) => refused = refused.or(Some(errno)),
+        }
+    }
+    let name = CString::new(name.as_str()).context("the command contains a NUL byte")?;
+    Err(plumbing::exec_error(
+        &name,
+        refused.unwrap_or(Errno::ENOENT),
+    ))
+}
+
+/// execve(2): the command takes over PID 1, with the container's arguments and
+/// environment. Returns only on failure, with the error to report.
+pub fn exec_command(program: &CString, spec: &Spec) -> anyhow::Error {
+    let strings = |list: &[String]| -> Result<Vec<CString>> {
+        list.iter()
+            .map(|s| CString::new(s.as_str()).context("an argument contains a NUL byte"))
+            .collect()
+    };
+    let (args, env) = match (strings(&spec.args), strings(&spec.env)) {
+        (Ok(args), Ok(env)) => (args, env),
+        (Err(error), _) | (_, Err(error)) => return error,
+    };
+    let Err(errno) = execve(program, &args, &env);
+    plumbing::exec_error(&args[0], errno)
+}

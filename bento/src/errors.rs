@@ -1,0 +1,47 @@
+//! How bento refuses: one line, a hint, and an exit status of its own for each reason, so
+//! that scripts can tell "no such container" from "it is still running".
+//!
+//! The container's own statuses come first and are the shell's (and the steps'): its exit
+//! code, 128+N when it died of signal N, 127 command not found, 126 not executable, and
+//! 125 when bento could not set the container up. The refusals below sit under 64, where
+//! few programs put their own.
+
+use plumbing::Hint;
+
+/// Every reason bento refuses, with its exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No container has this name.
+    UnknownContainer = 3,
+    /// Another container already has this name.
+    NameInUse = 4,
+    /// The name cannot be a container name (a path, a dot, too long…).
+    InvalidName = 5,
+    /// The image does not exist or cannot be pulled.
+    UnknownImage = 6,
+    /// The registry cannot be reached.
+    Unreachable = 7,
+    /// `exec`, `stop`… need a running container.
+    NotRunning = 8,
+    /// `start` needs a created one.
+    NotCreated = 9,
+    /// `rm` without `-f` of a container that runs.
+    StillRunning = 10,
+    /// `-t` without a terminal on stdin.
+    NoTerminal = 11,
+    /// `--memory` / `--pids-limit` where no cgroup can be made.
+    NoCgroups = 12,
+}
+
+impl Refusal {
+    /// The error to return: `message`, then `hint` on its own line, exiting with our status.
+    pub fn error(self, message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+        let hinted = Err::<(), _>(anyhow::anyhow!(message.into())).hint(hint);
+        plumbing::with_status(self as i32, hinted.unwrap_err())
+    }
+
+    /// Gives an existing error (a library's, with its own hint) this refusal's status.
+    pub fn wrap(self, error: anyhow::Error) -> anyhow::Error {
+        plumbing::with_status(self as i32, error)
+    }
+}

@@ -1,0 +1,61 @@
+//! # Bento: a rootless container runtime, made of the workshop's lessons
+//!
+//! The steps (`steps/00-baseline` … `steps/10-pty`) each run one container for as long as
+//! the step runs. Bento puts their lessons together into a runtime whose containers
+//! outlive the command that made them: `bento create`, `start`, `exec`, `status`, `stop`,
+//! `kill`, plus `run`, `logs`, `rm`, `pull` and `images`.
+//!
+//! # Layout
+//!
+//! **The lessons**, one module per step, each the refactored form of its step's code:
+//!
+//! - [`uts`]: step 01, a hostname of our own (and an IPC namespace, which no step needs);
+//! - [`userns`]: step 02, root inside, ourselves outside;
+//! - [`pid`]: step 03, PID 1 of a new PID namespace, which dies with its parent;
+//! - [`mounts`]: steps 04 and 06, a private mount table, pivot_root into the new root;
+//! - [`proc`]: step 05, a /proc that shows only the container;
+//! - [`overlay`]: step 07, the image read-only below, the container's layer above;
+//! - [`net`]: step 08, a network namespace with `lo` up;
+//! - [`dev`]: step 09, a /dev of the container's own;
+//! - [`terminal`]: step 10, a pseudoterminal from the container's devpts, relayed.
+//!
+//! **What a runtime adds:**
+//!
+//! - [`image`]: images pulled with rootfs-fetch, stored once per set of layers, named;
+//! - [`spec`]: what to run (an OCI config.json's little cousin), decided before anything;
+//! - [`container`]: PID 1's table of contents: the lessons, in the kernel's order;
+//! - [`gate`]: the create/start split: PID 1 waits on a FIFO until `bento start`;
+//! - [`supervisor`]: the process that makes the namespaces, is PID 1's parent, and
+//!   records how it ended;
+//! - [`join`]: `exec`'s lesson: entering a running container's namespaces with setns(2);
+//! - [`cgroups`]: `--memory` and `--pids-limit`, with cgroup v2 or v1;
+//! - [`state`], [`home`], [`process`]: where state lives, how it is written safely, and
+//!   how a pid is told from its successor;
+//! - [`errors`]: one line, a hint, and a distinct exit status for each refusal;
+//! - [`cmd`]: the command line, one file per command.
+//!
+//! Bento is single-threaded on purpose: unshare(2) refuses CLONE_NEWUSER to a threaded
+//! process, setns(2) refuses to move one into a user namespace, and after fork(2) only
+//! a single-threaded program may go on running ordinary code.
+
+pub mod cgroups;
+pub mod cmd;
+pub mod container;
+pub mod dev;
+pub mod errors;
+pub mod gate;
+pub mod home;
+pub mod image;
+pub mod join;
+pub mod mounts;
+pub mod net;
+pub mod overlay;
+pub mod pid;
+pub mod proc;
+pub mod process;
+pub mod spec;
+pub mod state;
+pub mod supervisor;
+pub mod terminal;
+pub mod userns;
+pub mod uts;
