@@ -32,7 +32,13 @@ const LINKS: [(&str, &str); 5] = [
 /// shell's job control and `script` want one too.
 pub fn mount_dev(root: &Path, _terminal: bool) -> Result<()> {
     let dev = root.join("dev");
-    fs::create_dir_all(&dev).context("cannot create the container's /dev")?;
+    // An image whose /dev is a symlink would have us mount wherever it points: refuse.
+    match fs::symlink_metadata(&dev) {
+        Ok(meta) if !meta.is_dir() => anyhow::bail!("the image's /dev is not a directory"),
+        Ok(_) => {}
+        // No /dev in the image: the mount point goes to the container's upper layer.
+        Err(_) => fs::create_dir(&dev).context("cannot create the container's /dev")?,
+    }
     // tmpfs(5), nosuid: a /dev that is ours, in memory, gone with the container.
     mount(
         Some("tmpfs"),
