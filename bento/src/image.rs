@@ -94,6 +94,13 @@ pub fn source(name: &str) -> Result<Source> {
     })
 }
 
+/// How an image is shown in tables: Docker Hub's official images by their short name
+/// (`busybox:latest`), anything else as it is.
+pub fn shown(key: &str) -> &str {
+    key.strip_prefix("docker://registry-1.docker.io/library/")
+        .unwrap_or(key)
+}
+
 impl Images {
     pub fn at(dir: &Path) -> Images {
         Images {
@@ -240,7 +247,9 @@ impl Images {
         // rootfs-fetch's defaults: no setuid/setgid bits, and a generous limit on what one
         // layer may expand to.
         let options = rootfs_fetch::extract::Options::default();
-        image.apply(&root, &options).with_context(|| key.to_string())?;
+        image
+            .apply(&root, &options)
+            .with_context(|| key.to_string())?;
         write_config(dir, &config_of(&image))?;
         Ok((id, key.to_string()))
     }
@@ -318,5 +327,10 @@ mod tests {
             "oci:/tmp/l:v1"
         );
         assert!(source("Not An Image").is_err());
+        assert_eq!(
+            shown("docker://registry-1.docker.io/library/busybox:latest"),
+            "busybox:latest"
+        );
+        assert_eq!(shown("oci:/tmp/l:v1"), "oci:/tmp/l:v1");
     }
 }

@@ -14,6 +14,7 @@ impl Args {
         let mut out = String::from("IMAGE  ID  PULLED  FROM\n");
         for (name, entry) in Images::at(&home.images).list() {
             let id = &entry.id[..entry.id.len().min(19)];
+            let name = crate::image::shown(&name);
             out.push_str(&format!(
                 "{name}  {id}  {}  {}\n",
                 entry.pulled, entry.made_from

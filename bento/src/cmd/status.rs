@@ -111,7 +111,7 @@ fn table(states: &[State]) -> String {
                 state.pid.to_string()
             },
             state.exit_code.map_or("-".into(), |code| code.to_string()),
-            state.image.clone(),
+            crate::image::shown(&state.image).to_string(),
             state.command.join(" "),
             state.created.clone(),
         ]);
