@@ -280,6 +280,8 @@ _prepare-talk:
     set -euo pipefail
     just _build-steps
     [[ -n "${BENTO_ROOTFS:-}" || -d rootfs ]] || just rootfs
+    # The deck ends with bento: its image is there before the talk starts.
+    just bento pull busybox >/dev/null
 
 # Build every step for `just step` (the slides' snippets run them)
 [private]

@@ -205,6 +205,8 @@ fn the_handout_runs_every_snippet_and_every_slide_fits() {
         .arg(&html_path)
         .current_dir(workspace())
         .env("BENTO_ROOTFS", &rootfs)
+        // The deck ends with bento: its images and containers go to a home of the test's own.
+        .env("BENTO_HOME", out.path().join("bento"))
         .output()
         .expect("run just handout");
     assert!(
