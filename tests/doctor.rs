@@ -127,6 +127,42 @@ fn the_host_devices_that_step_09_binds_are_checked() {
 }
 
 #[test]
+fn the_cgroup_version_bento_would_use_is_reported() {
+    // A systemd laptop: cgroup v2 with the controllers, our session's parent delegated.
+    let v2 = host(&[
+        UBUNTU,
+        SHARED_ROOT,
+        (
+            "proc/self/cgroup",
+            "0::/user.slice/user-1000.slice/session-2.scope\n",
+        ),
+        ("sys/fs/cgroup/cgroup.controllers", "cpu io memory pids\n"),
+        (
+            "sys/fs/cgroup/user.slice/user-1000.slice/cgroup.controllers",
+            "cpu memory pids\n",
+        ),
+    ]);
+    doctor(v2.path(), "ok", 1000, good_rootfs()).has(&format!(
+        "  ✅ cgroups          v2, delegated ({}/sys/fs/cgroup/user.slice/user-1000.slice): \
+         bento's --memory and --pids-limit work",
+        v2.path().display()
+    ));
+    // A hybrid machine like CI's: v1 memory and pids, which only root may use.
+    let v1 = host(&[
+        UBUNTU,
+        SHARED_ROOT,
+        ("proc/self/cgroup", "7:pids:/\n4:memory:/\n0::/\n"),
+        ("sys/fs/cgroup/memory/tasks", ""),
+        ("sys/fs/cgroup/pids/tasks", ""),
+    ]);
+    doctor(v1.path(), "ok", 1000, good_rootfs())
+        .has("  ⚠️ cgroups          cgroup v1 is here, and only root may make v1 cgroups: bento cannot limit memory or processes")
+        .has("       cgroup v2: run bento in a delegated cgroup (systemd: `systemd-run --user --scope -p Delegate=yes bento …`); cgroup v1: run bento as root");
+    doctor(v1.path(), "ok", 0, good_rootfs())
+        .has("  ✅ cgroups          v1, as root: bento's --memory and --pids-limit work");
+}
+
+#[test]
 fn debian_sysctl_and_max_user_namespaces_are_recognised() {
     let root = host(&[UBUNTU, ("proc/sys/kernel/unprivileged_userns_clone", "0\n")]);
     doctor(root.path(), "userns:EPERM", 1000, good_rootfs())

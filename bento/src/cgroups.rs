@@ -32,7 +32,7 @@ use crate::errors::Refusal;
 use crate::spec::Spec;
 
 /// What to say when no cgroup can be made here.
-const FIX: &str = "cgroup v2: run bento in a delegated cgroup (systemd: `systemd-run --user \
+pub const FIX: &str = "cgroup v2: run bento in a delegated cgroup (systemd: `systemd-run --user \
      --scope -p Delegate=yes bento …`); cgroup v1: run bento as root";
 
 /// Where the cgroup filesystem is, and where this process is in it.

@@ -44,6 +44,8 @@ struct Observations {
     presenterm: Option<String>,
     /// The host devices that step 09 bind-mounts into the container and are missing here.
     missing_devices: Vec<&'static str>,
+    /// Which cgroup version `bento --memory/--pids-limit` would use here, or why none.
+    cgroups: Result<bento::cgroups::Version, String>,
 }
 
 /// The host's devices that step 09 binds into the container's /dev.
@@ -142,6 +144,12 @@ fn observe(root: &Path, uid: u32, probe: Probe) -> Observations {
             .ok()
             .filter(|output| output.status.success())
             .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string()),
+        cgroups: bento::cgroups::Host {
+            root: root.join("sys/fs/cgroup"),
+            self_cgroup: read("proc/self/cgroup").unwrap_or_default(),
+            root_user: uid == 0,
+        }
+        .which(&["memory", "pids"]),
         missing_devices: DEVICES
             .into_iter()
             .filter(|name| {
@@ -350,6 +358,28 @@ fn diagnose(o: &Observations) -> Vec<Check> {
             "Linux before 4.7 shares one devpts: steps 09-10 need `newinstance` support",
         )
         .fix("use a current distribution"),
+    });
+
+    checks.push(match &o.cgroups {
+        Ok(bento::cgroups::Version::V2(parent)) => check(
+            Status::Ok,
+            "cgroups",
+            format!(
+                "v2, delegated ({}): bento's --memory and --pids-limit work",
+                parent.display()
+            ),
+        ),
+        Ok(bento::cgroups::Version::V1(_)) => check(
+            Status::Ok,
+            "cgroups",
+            "v1, as root: bento's --memory and --pids-limit work",
+        ),
+        Err(why) => check(
+            Status::Warn,
+            "cgroups",
+            format!("{why}: bento cannot limit memory or processes"),
+        )
+        .fix(bento::cgroups::FIX),
     });
 
     checks.push(match &o.busybox {
