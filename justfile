@@ -139,7 +139,7 @@ doctor:
     binary="$(just _build bento-doctor)/bento-doctor"
     exec "$binary"
 
-# Time /bin/true in step 05 against `unshare` and a bare exec, and `bento run` against step 08 and runc (needs hyperfine)
+# Time /bin/true in step 05 against `unshare` and a bare exec, and `bento run` against step 10 and runc (needs hyperfine)
 bench:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -155,7 +155,7 @@ bench:
     chmod 755 "$work"
     cp "$binary" "$work/step-05-procfs"
     cp -a rootfs "$work/rootfs"
-    cp "$(just _build bento)/bento" "$(just _build step-08-net)/step-08-net" "$work/"
+    cp "$(just _build bento)/bento" "$(just _build step-10-pty)/step-10-pty" "$work/"
     as=()
     if [[ $(id -u) == 0 ]]; then
         as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
@@ -172,7 +172,7 @@ bench:
             printf "\nmedians: step 05 %.2f ms, unshare %.2f ms, bare exec %.2f ms\n", median["step 05"], median["unshare"], median["bare exec"]
             printf "ratio step 05 / unshare = %.2f (target: <= 1.00)\n", median["step 05"] / median["unshare"]
         }' "$work/times.csv"
-    # Bento (image already pulled) against the last step, and against runc on the same
+    # Bento (image already pulled) against the last step (10), and against runc on the same
     # root filesystem (runc needs root here: Debian's runc, a full OCI config).
     "${as[@]}" env BENTO_HOME="$work/bento-home" "$work/bento" pull busybox: >/dev/null
     image=$(echo "$work"/bento-home/images/busybox-*/rootfs)
@@ -180,7 +180,7 @@ bench:
         TMPDIR="$work" hyperfine --shell=none --warmup 20 --runs 200 \
         --export-csv "$work/bento.csv" \
         --command-name "bento run" "$work/bento run --rm busybox: /bin/true" \
-        --command-name "step 08" "$work/step-08-net /bin/true"
+        --command-name "step 10" "$work/step-10-pty /bin/true"
     runc_median=""
     if [[ $(id -u) == 0 ]] && command -v runc >/dev/null; then
         bundle="$work/bundle"
@@ -202,7 +202,7 @@ bench:
     fi
     awk -F, -v runc="$runc_median" 'NR > 1 { median[$1] = $4 * 1000 }
         END {
-            printf "\nmedians: bento run %.2f ms, step 08 %.2f ms", median["bento run"], median["step 08"]
+            printf "\nmedians: bento run %.2f ms, step 10 %.2f ms", median["bento run"], median["step 10"]
             if (runc != "") printf ", runc run %.2f ms (ratio bento / runc = %.2f, goal < 1)", runc, median["bento run"] / runc
             else printf " (runc: only as root)"
             printf "\n"

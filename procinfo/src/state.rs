@@ -166,10 +166,17 @@ fn climbs_to(host_root: (u64, u64)) -> Result<Option<bool>> {
     if chdir("/").and_then(|()| chroot(&subdir.path())).is_err() {
         return Ok(None);
     }
-    for _ in 0..256 {
+    // Up until `..` leads nowhere new: the top of whatever tree we can reach.
+    let at = || std::fs::metadata(".").map(|here| (here.dev(), here.ino()));
+    let mut here = at();
+    for _ in 0..4096 {
         let _ = chdir("..");
+        let up = at();
+        if up.as_ref().ok() == here.as_ref().ok() {
+            break;
+        }
+        here = up;
     }
-    let here = std::fs::metadata(".").map(|here| (here.dev(), here.ino()));
     // Back to where we were: our root, then our working directory.
     fchdir(root.as_fd())
         .and_then(|()| chroot("."))
