@@ -235,3 +235,87 @@ fn without_a_terminal_step_10_is_step_09() {
         run.stderr
     );
 }
+
+/// tmux on a private socket, killed when dropped.
+struct Tmux(String);
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let output = std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&self.0)
+            .args(args)
+            .output()
+            .expect("run tmux");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let screen = self.run(&["capture-pane", "-p"]);
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} never appeared:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+#[test]
+fn in_tmux_the_container_has_its_own_terminal_and_follows_a_resize() {
+    let found = std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok();
+    if !found {
+        eprintln!("SKIPPED: tmux is not installed (sudo apt install tmux)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the tmux test"
+        );
+        return;
+    }
+    let fixture = common::fixture();
+    let step = fixture.bin.join(common::STEPS[10]);
+    let as_user = if running_as_root() {
+        format!(
+            "setpriv --reuid={0} --regid={0} --clear-groups ",
+            step_uid()
+        )
+    } else {
+        String::new()
+    };
+    // The same environment as the other step tests: their rootfs and TMPDIR.
+    let command = format!(
+        "cd {dir} && {as_user}env BENTO_ROOTFS={rootfs} TMPDIR={tmp} PATH={path} {step}; \
+         echo step-exited-$?; sleep 30",
+        dir = fixture.dir.display(),
+        rootfs = fixture.rootfs.display(),
+        tmp = fixture.tmp.display(),
+        path = common::SYSTEM_PATH,
+        step = step.display(),
+    );
+    let tmux = Tmux(format!("bento-terminal-{}", std::process::id()));
+    tmux.run(&["new-session", "-d", "-x", "100", "-y", "30", &command]);
+    tmux.wait_for("/ #");
+    tmux.run(&["send-keys", "tty; stty size", "Enter"]);
+    tmux.wait_for("/dev/pts/0");
+    tmux.wait_for("30 100");
+    tmux.run(&["resize-window", "-x", "90", "-y", "25"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.run(&["send-keys", "clear; stty size", "Enter"]);
+    tmux.wait_for("25 90");
+    tmux.run(&["send-keys", "exit", "Enter"]);
+    tmux.wait_for("step-exited-0");
+}
