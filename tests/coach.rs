@@ -295,6 +295,7 @@ fn a_broken_copy_in_workbench_never_breaks_the_workspace() {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     // In the checkout's own workbench/, where a learner's copies live (and git ignores).
+    let existed = workspace().join("workbench").exists();
     let workbench = workspace().join(format!("workbench/.test-{}", std::process::id()));
     let output = coach(&workbench, &["exercise", "2"]);
     assert!(output.status.success(), "{}", text(&output));
@@ -324,6 +325,10 @@ fn a_broken_copy_in_workbench_never_breaks_the_workspace() {
         .unwrap();
     let checked = coach(&workbench, &["check", "2"]);
     std::fs::remove_dir_all(&workbench).unwrap();
+    if !existed {
+        // Leave no workbench/ behind in a checkout that had none (only if still empty).
+        let _ = std::fs::remove_dir(workspace().join("workbench"));
+    }
     assert!(ignored.success(), "git must ignore workbench/");
     assert!(metadata.status.success(), "{}", text(&metadata));
     let members = String::from_utf8_lossy(&metadata.stdout);
