@@ -81,6 +81,43 @@ diff A B="":
     fi
     git diff --no-index --color=auto --ignore-space-change "$a/src/main.rs" "$b/src/main.rs" || [[ $? == 1 ]]
 
+# Write step N yourself: make workbench/NN-name/ from the step, its new lessons left as TODOs (`--reset` starts over)
+[no-exit-message]
+exercise N *FLAGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    exec "$(just _coach)" exercise "$@"
+
+# Build your copy of step N and run the step's own checks on it: what holds, what does not, and why
+[no-exit-message]
+check N:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    n=$((10#$1))
+    # Steps 05 and 06 are checked with the static breakout probe, as `just test` does.
+    if (( n == 5 || n == 6 )); then just _build step-06-pivot-root >/dev/null; fi
+    exec "$(just _coach)" check "$@"
+
+# The next hint for step N, one at a time
+[no-exit-message]
+hint N:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    exec "$(just _coach)" hint "$@"
+
+# How your copy of step N differs from the step
+[no-exit-message]
+solution N:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    exec "$(just _coach)" solution "$@"
+
+# Build bento-coach (the learner track's tool) and print its path
+[private]
+[no-exit-message]
+_coach:
+    @cargo build --quiet --package bento-coach && echo target/debug/bento-coach
+
 # Build rootfs/ for steps 04+: busybox from Docker Hub, or this host's busybox offline (`just rootfs [SOURCE] [TARGET]`)
 rootfs *ARGS:
     cargo build --quiet --release --package rootfs-fetch

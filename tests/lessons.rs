@@ -7,10 +7,11 @@
 //! - `// Replaces NAME() of step NN: WHY` above the new function that takes NAME's place.
 //!
 //! Those marks belong to the step that makes the change; the next step carries the function
-//! without them.
+//! without them. The parser is `coach::lessons`, which `just exercise` uses too.
 
 mod common;
 
+use coach::lessons::{CHANGED, Function, REPLACES, functions};
 use common::workspace;
 
 /// The longest a lesson may be: a screen.
@@ -18,91 +19,13 @@ const SCREEN: usize = 60;
 /// The longest the table of contents may be.
 const TABLE_OF_CONTENTS: usize = 40;
 
-const CHANGED: &str = "// Changed in this step:";
-const REPLACES: &str = "// Replaces ";
-
-/// A top-level function of a step file: its name and its text, from the comments above it
-/// to its closing brace.
-#[derive(Debug, Clone)]
-struct Function {
-    name: String,
-    text: String,
-}
-
-impl Function {
-    /// The text without this step's marks (what the next step must carry).
-    fn carried(&self) -> String {
-        self.text
-            .lines()
-            .filter(|line| !line.starts_with(CHANGED) && !line.starts_with(REPLACES))
-            .map(|line| format!("{line}\n"))
-            .collect()
-    }
-
-    fn changed_here(&self) -> bool {
-        self.text.lines().any(|line| line.starts_with(CHANGED))
-    }
-
-    /// The function this one replaces, if it says so.
-    fn replaces(&self) -> Option<String> {
-        let line = self.text.lines().find(|line| line.starts_with(REPLACES))?;
-        let name = line.strip_prefix(REPLACES)?.split("()").next()?;
-        Some(name.to_string())
-    }
-
-    fn lines(&self) -> usize {
-        let body = self.text.find("\nfn ").map_or(0, |start| start + 1);
-        self.text[body..].lines().count()
-    }
-}
-
-/// The top-level functions of a Rust file, in order. Functions start at column 0 with
-/// `fn` and end at the first line that is exactly `}`; the comment lines right above them
-/// belong to them.
-fn functions(source: &str) -> Vec<Function> {
-    let lines: Vec<&str> = source.lines().collect();
-    let mut out = Vec::new();
-    let mut index = 0;
-    while index < lines.len() {
-        let Some(signature) = lines[index].strip_prefix("fn ") else {
-            index += 1;
-            continue;
-        };
-        let name = signature
-            .split(['(', '<'])
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let mut start = index;
-        while start > 0
-            && lines[start - 1].starts_with("//")
-            && !lines[start - 1].starts_with("//!")
-        {
-            start -= 1;
-        }
-        let end = (index..lines.len())
-            .find(|&end| lines[end] == "}")
-            .unwrap_or_else(|| panic!("fn {name} has no closing brace at column 0"));
-        let text = lines[start..=end]
-            .iter()
-            .map(|line| format!("{line}\n"))
-            .collect();
-        out.push(Function { name, text });
-        index = end + 1;
-    }
-    out
-}
-
 /// What is wrong with step `next` as the successor of step `previous`: drifted copies,
 /// undeclared removals, stray marks, lessons out of place or too long.
 fn problems(previous: &[Function], next: &[Function]) -> Vec<String> {
     let mut problems = Vec::new();
     let find = |list: &[Function], name: &str| list.iter().position(|f| f.name == name);
     let lessons = |list: &[Function]| -> Vec<Function> {
-        list.iter()
-            .filter(|f| f.name != "main" && f.name != "container")
-            .cloned()
-            .collect()
+        list.iter().filter(|f| !f.is_frame()).cloned().collect()
     };
     for old in lessons(previous) {
         match find(next, &old.name) {
@@ -186,7 +109,7 @@ fn steps() -> Vec<(String, Vec<Function>)> {
         .map(|dir| {
             let source = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
             let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-            (name, functions(&source))
+            (name, functions(&source).unwrap())
         })
         .collect()
 }
@@ -273,13 +196,14 @@ fn demo_programs_carry_their_steps_lessons_unchanged() {
         .unwrap()
         .flatten()
     {
-        let step = functions(&std::fs::read_to_string(dir.path().join("src/main.rs")).unwrap());
+        let step =
+            functions(&std::fs::read_to_string(dir.path().join("src/main.rs")).unwrap()).unwrap();
         let Ok(bins) = std::fs::read_dir(dir.path().join("src/bin")) else {
             continue;
         };
         for bin in bins.flatten() {
             demos += 1;
-            let demo = functions(&std::fs::read_to_string(bin.path()).unwrap());
+            let demo = functions(&std::fs::read_to_string(bin.path()).unwrap()).unwrap();
             for lesson in demo
                 .iter()
                 .filter(|f| f.name != "main" && f.name != "container")

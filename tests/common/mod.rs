@@ -93,6 +93,12 @@ pub fn running_as_root() -> bool {
 /// For the tests of the "sudo" case: true when they can run (as root); otherwise says loudly
 /// that they are skipped. CI runs as root, so CI never skips them.
 pub fn can_run_as_real_root() -> bool {
+    if std::env::var_os("BENTO_CHECK_BIN").is_some() {
+        // `just check` on a learner's copy: unfinished code never runs as real root (a
+        // sethostname before the unshare would rename the host).
+        eprintln!("SKIPPED: a learner's copy never runs as real root");
+        return false;
+    }
     if running_as_root() {
         return true;
     }
@@ -134,7 +140,8 @@ pub fn fixture() -> &'static Fixture {
             .iter()
             .chain(&["rootfs-fetch", "bento-doctor", "deny"])
         {
-            std::fs::copy(built(name), bin.join(name)).expect("copy a binary into the fixture");
+            std::fs::copy(checked_or_built(name), bin.join(name))
+                .expect("copy a binary into the fixture");
         }
         let rootfs = dir.join("rootfs");
         build_rootfs(&rootfs);
@@ -160,6 +167,43 @@ pub fn fixture() -> &'static Fixture {
             has_breakout,
         }
     })
+}
+
+/// The binary to test as `name`: a learner's copy of the step when `just check` runs these
+/// tests on it (`BENTO_CHECK_STEP=N` and `BENTO_CHECK_BIN=PATH`, set by bento-coach),
+/// otherwise the workspace's own build.
+fn checked_or_built(name: &str) -> PathBuf {
+    let checked = std::env::var("BENTO_CHECK_STEP")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .and_then(|n| STEPS.get(n));
+    match std::env::var_os("BENTO_CHECK_BIN") {
+        Some(path) if checked == Some(&name) => PathBuf::from(path),
+        _ => built(name),
+    }
+}
+
+/// Under `just check`, every run goes to the log that bento-coach explains failures from.
+fn log_for_check(run: &Run) {
+    use std::io::Write;
+    let Some(log) = std::env::var_os("BENTO_CHECK_LOG") else {
+        return;
+    };
+    // libtest names each test's thread after the test.
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let entry = format!(
+        "{}test: {test}\n{}",
+        coach::check::LOG_SEPARATOR,
+        run.report()
+    );
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open BENTO_CHECK_LOG");
+    // One write per run: the tests run in parallel, and O_APPEND keeps each entry whole.
+    file.write_all(entry.as_bytes())
+        .expect("write BENTO_CHECK_LOG");
 }
 
 /// Builds a busybox rootfs at `path` with rootfs-fetch, from the host's static busybox.
@@ -341,7 +385,7 @@ impl StepCommand {
             "{} changed the host's hostname",
             self.name
         );
-        Run {
+        let run = Run {
             name: self.name,
             shown: self.shown.join(" "),
             code: output.status.code(),
@@ -350,7 +394,9 @@ impl StepCommand {
             pid,
             uid,
             cwd: fixture().dir.clone(),
-        }
+        };
+        log_for_check(&run);
+        run
     }
 }
 
