@@ -14,6 +14,7 @@ use plumbing::Hint;
 use crate::gate::Gate;
 use crate::overlay::Layers;
 use crate::spec::{Spec, get_env};
+use crate::terminal::{self, Console};
 use crate::{cgroups, dev, mounts, overlay, pid, proc};
 
 /// How PID 1 starts the command.
@@ -33,9 +34,10 @@ pub fn init(
     spec: &Spec,
     layers: &Layers,
     cgroup: Option<&cgroups::Cgroup>,
+    console: Option<&Console>,
     start: Start,
 ) -> anyhow::Error {
-    match prepare(spec, layers, cgroup, start) {
+    match prepare(spec, layers, cgroup, console, start) {
         Ok(program) => exec_command(&program, spec),
         Err(error) => error,
     }
@@ -46,6 +48,7 @@ fn prepare(
     spec: &Spec,
     layers: &Layers,
     cgroup: Option<&cgroups::Cgroup>,
+    console: Option<&Console>,
     start: Start,
 ) -> Result<CString> {
     pid::die_with_parent()?;
@@ -67,6 +70,10 @@ fn prepare(
     chdir(spec.cwd.as_str())
         .with_context(|| format!("cannot enter the working directory {}", spec.cwd))
         .hint("the directory must exist in the image (-w DIR)")?;
+    if let Some(console) = console {
+        // From the container's own devpts, now that /dev/ptmx is the container's.
+        terminal::attach_to_terminal(console)?;
+    }
     if let (Start::AtTheGate { ready, .. }, Some(gate)) = (start, gate) {
         report_ready(ready)?;
         gate.wait()?;

@@ -240,7 +240,9 @@ impl Images {
         // rootfs-fetch's defaults: no setuid/setgid bits, and a generous limit on what one
         // layer may expand to.
         let options = rootfs_fetch::extract::Options::default();
-        image.apply(&root, &options).with_context(|| key.to_string())?;
+        image
+            .apply(&root, &options)
+            .with_context(|| key.to_string())?;
         write_config(dir, &config_of(&image))?;
         Ok((id, key.to_string()))
     }

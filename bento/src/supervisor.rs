@@ -26,6 +26,7 @@ use crate::container::{self, Start};
 use crate::process::Process;
 use crate::spec::Spec;
 use crate::state::{Container, Lock, State, Status, now};
+use crate::terminal::{self, Console};
 use crate::{net, pid, userns, uts};
 
 /// How the supervisor runs.
@@ -61,9 +62,18 @@ pub fn supervise(
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make a pipe")?;
     let (mut reports, report) = (File::from(reports), File::from(report));
     let detached = matches!(mode, Mode::Detached { .. });
+    // `-t`: PID 1 sends its terminal's master end over this pair (terminal.rs).
+    let console = match spec.terminal {
+        true => Some(terminal::console_pair()?),
+        false => None,
+    };
     let child = match pid::fork_pid_1()? {
         ForkResult::Child => {
             drop(reports);
+            let console = console.map(|(ours, its)| {
+                drop(ours);
+                Console::Pair(its)
+            });
             let fifo = container.file("exec.fifo");
             let start = match detached {
                 true => Start::AtTheGate {
@@ -72,7 +82,7 @@ pub fn supervise(
                 },
                 false => Start::Now,
             };
-            let error = container::init(spec, &layers, cgroup.as_ref(), start);
+            let error = container::init(spec, &layers, cgroup.as_ref(), console.as_ref(), start);
             let _ = (&report).write_all(b"E");
             std::process::exit(plumbing::report(&error));
         }
@@ -80,6 +90,16 @@ pub fn supervise(
     };
     drop(report);
     plumbing::forward_signals(child);
+    // Our end only: when PID 1 is gone, reading it gives end of file.
+    let console = console.map(|(ours, its)| {
+        drop(its);
+        ours
+    });
+    // Detached with a terminal: PID 1 sends the master before it reports ready.
+    let logged = match (&console, detached) {
+        (Some(console), true) => terminal::receive_for_log(console)?,
+        _ => None,
+    };
     if detached && !matches!(read_byte(&mut reports), Some(b'1')) {
         // PID 1 failed, and said why on bento create's stderr: pass its status on.
         let code = wait_for(child);
@@ -105,7 +125,16 @@ pub fn supervise(
         nix::unistd::dup2_stderr(std::io::stdout()).context("cannot send stderr to the log")?;
         client.write_all(b"1").context("cannot tell bento create")?;
     }
+    // The terminal's output, to the user's terminal (attached) or to the log (detached),
+    // until no process holds the container's pts; then PID 1's status.
+    let relayed = match (&console, &logged) {
+        (_, Some(master)) => terminal::log_terminal(master),
+        (Some(console), None) => terminal::relay_terminal(console),
+        (None, None) => Ok(()),
+    };
+    drop(console);
     let code = wait_for(child)?;
+    relayed?;
     if !detached && read_byte(&mut reports) == Some(b'E') {
         // The command never ran (not found, a mount failed…): PID 1 said why; nothing of
         // the container is worth keeping.

@@ -11,6 +11,7 @@ use crate::home::Home;
 use crate::join::join_namespaces;
 use crate::spec::{Spec, set_env};
 use crate::state::{Container, Status};
+use crate::terminal::{self, Console};
 
 /// Run a command inside a running container, in its namespaces, root, working directory
 /// and environment; exit with its status
@@ -58,23 +59,44 @@ impl Args {
         if let Some(dir) = self.workdir {
             spec.cwd = dir;
         }
+        spec.terminal = self.tty;
+        if self.tty {
+            set_env(&mut spec.env, "TERM=xterm");
+        }
         // Opened now, before the namespaces: as root (v1) its files belong to the real root.
         let cgroup = match state.cgroups.as_slice() {
             [] => None,
             dirs => Some(crate::cgroups::Cgroup::open(dirs)?),
         };
         join_namespaces(&init)?;
+        // `-t`: the command sends its terminal's master end over this pair (terminal.rs).
+        let console = match self.tty {
+            true => Some(terminal::console_pair()?),
+            false => None,
+        };
         plumbing::catch_signals()?;
         // SAFETY: bento is single-threaded, so the child may go on running Rust code.
         match unsafe { fork() }.context("fork failed")? {
             ForkResult::Child => {
                 // Now inside the container's PID namespace, with its root.
-                let error = run_inside(&spec, cgroup.as_ref());
+                let console = console.map(|(ours, its)| {
+                    drop(ours);
+                    Console::Pair(its)
+                });
+                let error = run_inside(&spec, cgroup.as_ref(), console.as_ref());
                 std::process::exit(plumbing::report(&error));
             }
             ForkResult::Parent { child } => {
                 plumbing::forward_signals(child);
+                let relayed = match console {
+                    Some((ours, its)) => {
+                        drop(its);
+                        terminal::relay_terminal(&ours)
+                    }
+                    None => Ok(()),
+                };
                 let status = waitpid(child, None).context("waitpid failed")?;
+                relayed?;
                 Ok(plumbing::exit_code(status))
             }
         }
@@ -83,7 +105,11 @@ impl Args {
 
 /// The forked child, inside: joins the cgroup, finds the command, goes to the working
 /// directory, and execs.
-fn run_inside(spec: &Spec, cgroup: Option<&crate::cgroups::Cgroup>) -> anyhow::Error {
+fn run_inside(
+    spec: &Spec,
+    cgroup: Option<&crate::cgroups::Cgroup>,
+    console: Option<&Console>,
+) -> anyhow::Error {
     let prepared = (|| -> Result<std::ffi::CString> {
         if let Some(cgroup) = cgroup {
             cgroup.join()?;
@@ -91,6 +117,9 @@ fn run_inside(spec: &Spec, cgroup: Option<&crate::cgroups::Cgroup>) -> anyhow::E
         let program = find_program(spec)?;
         chdir(spec.cwd.as_str())
             .with_context(|| format!("cannot enter the working directory {}", spec.cwd))?;
+        if let Some(console) = console {
+            terminal::attach_to_terminal(console)?;
+        }
         Ok(program)
     })();
     match prepared {
