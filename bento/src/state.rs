@@ -315,13 +315,13 @@ impl Container {
         self.dir.join(name)
     }
 
-    /// The overlay's directories, over the image at `lower`.
-    pub fn layers(&self, lower: &Path) -> Layers {
+    /// The overlay's directories, over the image at `lower`, mounted on `root`.
+    pub fn layers(&self, lower: &Path, root: &Path) -> Layers {
         Layers {
             lower: lower.to_path_buf(),
             upper: self.file("upper"),
             work: self.file("work"),
-            root: self.file("root"),
+            root: root.to_path_buf(),
         }
     }
 

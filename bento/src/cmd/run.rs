@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use super::{Created, Options, build_spec, check_terminal, create_detached, new_state};
 use crate::home::Home;
 use crate::image::Images;
-use crate::state::{Container, check_name, random_id};
+use crate::state::{Container, check_name, random_id, write_atomically};
 use crate::supervisor::{self, Mode};
 
 /// Run a command in a new container, attached to its output (or detached with -d), and
@@ -56,10 +56,20 @@ impl Args {
         }
         // Attached: bento itself is the supervisor, and PID 1 inherits our terminal.
         let image = Images::at(&home.images).get_or_pull(&self.image)?;
-        let spec = build_spec(&name, &image, &self.command, &self.options)?;
+        let (config, spec) = build_spec(
+            &name,
+            &image,
+            &self.command,
+            &self.options,
+            &home.containers.join(&name),
+        )?;
         let (container, lock) = Container::create(home, &name, |_| {
             serde_json::to_vec_pretty(&spec).context("cannot encode the spec")
         })?;
+        if let Err(error) = write_atomically(&container.file("config.json"), &config) {
+            let _ = container.remove();
+            return Err(error);
+        }
         let state = new_state(&container, &spec, self.rm);
         match supervisor::supervise(&container, lock, &spec, state, Mode::Attached) {
             Ok(code) => Ok(code),
