@@ -195,22 +195,6 @@ impl Spec {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        let names = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<String> {
-            let mut names: Vec<String> = set
-                .iter()
-                .flatten()
-                .map(|cap| cap_name(&cap.to_string()))
-                .collect();
-            names.sort();
-            names
-        };
-        let capabilities = process.capabilities().as_ref().map(|caps| Capabilities {
-            bounding: names(caps.bounding()),
-            effective: names(caps.effective()),
-            permitted: names(caps.permitted()),
-            inheritable: names(caps.inheritable()),
-            ambient: names(caps.ambient()),
-        });
         let maps = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<IdMap> {
             maps.iter()
                 .flatten()
@@ -242,36 +226,14 @@ impl Spec {
                 }
             })
             .collect();
-        Ok(Spec {
+        let mut spec = Spec {
             image: annotations.get(IMAGE).cloned().unwrap_or_default(),
             image_id: annotations.get(IMAGE_ID).cloned().unwrap_or_default(),
             // root.path is relative to the bundle, or absolute (config.md, "Root").
             rootfs: bundle.join(root.path()),
             overlay_lower: annotations.get(OVERLAY_LOWER).map(PathBuf::from),
             readonly_root: root.readonly().unwrap_or(false),
-            args: process.args().clone().unwrap_or_default(),
-            env: process.env().clone().unwrap_or_default(),
-            cwd: process.cwd().to_string_lossy().into_owned(),
             hostname: config.hostname().clone().unwrap_or_default(),
-            terminal: process.terminal().unwrap_or(false),
-            user: User {
-                uid: process.user().uid(),
-                gid: process.user().gid(),
-                additional_gids: process.user().additional_gids().clone().unwrap_or_default(),
-            },
-            capabilities,
-            rlimits: process
-                .rlimits()
-                .iter()
-                .flatten()
-                .map(|r| Rlimit {
-                    kind: r.typ().to_string(),
-                    soft: r.soft(),
-                    hard: r.hard(),
-                })
-                .collect(),
-            no_new_privileges: process.no_new_privileges().unwrap_or(false),
-            oom_score_adj: process.oom_score_adj(),
             memory: resources
                 .memory()
                 .and_then(|m| m.limit())
@@ -317,7 +279,53 @@ impl Spec {
                 .collect(),
             seccomp: linux.seccomp().is_some(),
             annotations,
-        })
+            ..Spec::default()
+        };
+        spec.set_process(process);
+        Ok(spec)
+    }
+
+    /// Takes config.json's `process` (or `exec --process`'s process.json, which replaces
+    /// the container's): args, env, cwd, terminal, user, capabilities, rlimits,
+    /// noNewPrivileges, oomScoreAdj.
+    pub fn set_process(&mut self, process: &oci_spec::runtime::Process) {
+        let names = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<String> {
+            let mut names: Vec<String> = set
+                .iter()
+                .flatten()
+                .map(|cap| cap_name(&cap.to_string()))
+                .collect();
+            names.sort();
+            names
+        };
+        self.args = process.args().clone().unwrap_or_default();
+        self.env = process.env().clone().unwrap_or_default();
+        self.cwd = process.cwd().to_string_lossy().into_owned();
+        self.terminal = process.terminal().unwrap_or(false);
+        self.user = User {
+            uid: process.user().uid(),
+            gid: process.user().gid(),
+            additional_gids: process.user().additional_gids().clone().unwrap_or_default(),
+        };
+        self.capabilities = process.capabilities().as_ref().map(|caps| Capabilities {
+            bounding: names(caps.bounding()),
+            effective: names(caps.effective()),
+            permitted: names(caps.permitted()),
+            inheritable: names(caps.inheritable()),
+            ambient: names(caps.ambient()),
+        });
+        self.rlimits = process
+            .rlimits()
+            .iter()
+            .flatten()
+            .map(|r| Rlimit {
+                kind: r.typ().to_string(),
+                soft: r.soft(),
+                hard: r.hard(),
+            })
+            .collect();
+        self.no_new_privileges = process.no_new_privileges().unwrap_or(false);
+        self.oom_score_adj = process.oom_score_adj();
     }
 }
 

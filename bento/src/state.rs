@@ -310,6 +310,13 @@ impl Container {
         }
     }
 
+    /// Was it made by an engine from a bundle (`create --bundle`)? Then commands print
+    /// what the OCI runtime command line prints: nothing. Bento's own containers keep
+    /// their config.json in their directory.
+    pub fn is_engines(&self) -> bool {
+        !self.file("config.json").exists()
+    }
+
     /// A file in the container's directory.
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)

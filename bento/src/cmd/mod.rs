@@ -2,7 +2,9 @@
 //! (the container options, making a detached container) is here.
 
 pub mod create;
+pub mod delete;
 pub mod exec;
+pub mod features;
 pub mod images;
 pub mod kill;
 pub mod logs;
@@ -10,6 +12,7 @@ pub mod pull;
 pub mod rm;
 pub mod run;
 pub mod start;
+pub mod state;
 pub mod status;
 pub mod stop;
 
