@@ -99,8 +99,10 @@ fn command(cli: Cli) -> Result<i32> {
 fn write_log(path: &std::path::Path, json: bool, error: &anyhow::Error) {
     let message = format!("{error:#}");
     let line = match json {
-        true => serde_json::json!({ "level": "error", "msg": message, "time": bento::state::now() })
-            .to_string(),
+        true => {
+            serde_json::json!({ "level": "error", "msg": message, "time": bento::state::now() })
+                .to_string()
+        }
         false => format!("bento: error: {message}"),
     };
     if let Ok(mut file) = std::fs::OpenOptions::new()

@@ -16,7 +16,6 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -28,7 +27,7 @@ use crate::container::{self, Start};
 use crate::process::Process;
 use crate::spec::Spec;
 use crate::state::{Container, Lock, State, Status, now};
-use crate::terminal::{self, Console};
+use crate::terminal::{self, Channel};
 use crate::{join, net, pid, userns, uts};
 use plumbing::Hint;
 
@@ -82,21 +81,15 @@ pub fn supervise(
                 .clone()
                 .context("process.terminal is true, and there is no --console-socket")
                 .hint("an engine that asks for a terminal gives a socket to send it to")?;
-            Some(Channel::Engine(socket))
+            Some(Channel::new(Some(&socket))?)
         }
-        (true, _) => Some(Channel::Pair(terminal::console_pair()?)),
+        (true, _) => Some(Channel::new(None)?),
         (false, _) => None,
     };
     let child = match pid::fork_pid_1(spec)? {
         ForkResult::Child => {
             drop(reports);
-            let console = console.map(|channel| match channel {
-                Channel::Engine(path) => Console::Socket(path),
-                Channel::Pair((ours, its)) => {
-                    drop(ours);
-                    Console::Pair(its)
-                }
-            });
+            let console = console.map(Channel::in_child);
             let fifo = container.file("exec.fifo");
             let start = match detached {
                 true => Start::AtTheGate {
@@ -124,13 +117,7 @@ pub fn supervise(
         plumbing::forward_signals(child);
     }
     // Our end only: when PID 1 is gone, reading it gives end of file.
-    let console = match console {
-        Some(Channel::Pair((ours, its))) => {
-            drop(its);
-            Some(ours)
-        }
-        _ => None,
-    };
+    let console = console.and_then(Channel::in_parent);
     // Detached with a terminal: PID 1 sends the master before it reports ready.
     let logged = match (&console, detached) {
         (Some(console), true) => terminal::receive_for_log(console)?,
@@ -191,12 +178,6 @@ pub fn supervise(
     }
     record_exit(container, code, cgroup.as_ref())?;
     Ok(code)
-}
-
-/// Where PID 1's terminal goes: bento's own socketpair, or the engine's console socket.
-enum Channel {
-    Pair((OwnedFd, OwnedFd)),
-    Engine(PathBuf),
 }
 
 /// The namespaces config.json asks for, except PID (fork_pid_1) and mount (PID 1 makes

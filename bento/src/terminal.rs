@@ -16,7 +16,7 @@
 use std::io::{IoSlice, IoSliceMut, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
@@ -45,8 +45,52 @@ nix::ioctl_write_ptr_bad!(set_window_size, libc::TIOCSWINSZ, libc::winsize);
 pub enum Console {
     /// Bento's own: the container's end of a socketpair; bento answers once it is ready.
     Pair(OwnedFd),
-    /// An engine's (OCI `--console-socket`): a listening unix socket to connect to.
-    Socket(PathBuf),
+    /// An engine's (OCI `--console-socket`), connected before the container's root
+    /// hid the host's paths.
+    Socket(OwnedFd),
+}
+
+/// Where a terminal will go, decided before the fork: bento's own socketpair (both ends,
+/// until the fork splits them), or an engine's console socket.
+#[derive(Debug)]
+pub enum Channel {
+    Pair((OwnedFd, OwnedFd)),
+    Engine(OwnedFd),
+}
+
+impl Channel {
+    /// The engine's `socket` (connected now, while its path is reachable), or else a new
+    /// pair.
+    pub fn new(socket: Option<&Path>) -> Result<Channel> {
+        match socket {
+            Some(path) => {
+                let socket = UnixStream::connect(path)
+                    .with_context(|| {
+                        format!("cannot connect to the console socket {}", path.display())
+                    })
+                    .hint("--console-socket names a listening unix socket")?;
+                Ok(Channel::Engine(OwnedFd::from(socket)))
+            }
+            None => Ok(Channel::Pair(console_pair()?)),
+        }
+    }
+
+    /// In the child: where to send the terminal (our copy of bento's end is closed).
+    pub fn in_child(self) -> Console {
+        match self {
+            Channel::Engine(socket) => Console::Socket(socket),
+            Channel::Pair((_, its)) => Console::Pair(its),
+        }
+    }
+
+    /// In the parent: bento's end, to receive the terminal on (the child's copy closed,
+    /// so that its death reads as end of file); none when the engine receives it.
+    pub fn in_parent(self) -> Option<OwnedFd> {
+        match self {
+            Channel::Engine(_) => None,
+            Channel::Pair((ours, _)) => Some(ours),
+        }
+    }
 }
 
 /// A connected pair of unix sockets (socketpair(2)): (bento's end, the container's end).
@@ -77,14 +121,7 @@ pub fn attach_to_terminal(console: &Console) -> Result<()> {
                 _ => anyhow::bail!("bento did not take the terminal"),
             }
         }
-        Console::Socket(path) => {
-            let socket = UnixStream::connect(path)
-                .with_context(|| format!("cannot connect to the console socket {}", path.display()))
-                .hint(
-                    "the engine gives the path of a listening unix socket with --console-socket",
-                )?;
-            send_master(&OwnedFd::from(socket), &master, &name)?;
-        }
+        Console::Socket(socket) => send_master(socket, &master, &name)?,
     }
     drop(master);
     setsid().context("setsid failed")?;
