@@ -185,6 +185,12 @@ fn set_capabilities(caps: &Capabilities) -> Result<()> {
     }
     for name in &caps.ambient {
         let cap = number(name).with_context(|| format!("unknown capability {name}"))?;
+        // The kernel raises an ambient capability only if it is both permitted and
+        // inheritable (capabilities(7)); `runc spec` lists ambient ones that are not, and
+        // runc skips them too.
+        if (permitted & inheritable) & (1 << cap) == 0 {
+            continue;
+        }
         // SAFETY: prctl(2) with integer arguments only.
         let raised = unsafe {
             libc::prctl(

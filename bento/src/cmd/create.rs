@@ -83,6 +83,10 @@ pub fn create_from_bundle(home: &Home, id: &str, bundle: &Path, mode: Mode) -> R
     check_name(id)?;
     let bundle = std::path::absolute(bundle).context("cannot find the bundle")?;
     let spec = Spec::from_config(&bundle)?;
+    if matches!(mode, Mode::Attached) {
+        // `run`: the terminal is relayed to ours.
+        check_terminal(spec.terminal)?;
+    }
     if spec.seccomp {
         eprintln!(
             "bento: warning: config.json's seccomp profile is not applied (`bento features` says what is)"
@@ -96,7 +100,8 @@ pub fn create_from_bundle(home: &Home, id: &str, bundle: &Path, mode: Mode) -> R
         if engine {
             gate::make(&container.file("exec.fifo"))?;
         }
-        let mut state = new_state(&container, &spec, false);
+        // `run --bundle` removes the container when it ends, as `runc run` does.
+        let mut state = new_state(&container, &spec, !engine);
         state.bundle = bundle.clone();
         supervisor::supervise(&container, lock, &spec, state, mode)
     })();
