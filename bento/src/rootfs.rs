@@ -154,6 +154,9 @@ fn mount_one(root: &OwnedFd, entry: &Mount) -> Result<()> {
             let mounted = beneath(root, &entry.destination)?;
             remount(&fd_path(&mounted), flags)?;
         }
+    } else if entry.kind == "proc" {
+        // Step 05's lesson, as it is (always nosuid, nodev, noexec).
+        crate::proc::mount_proc(Path::new(&at))?;
     } else if entry.kind == "cgroup" {
         mount_cgroup(&at, options.flags)?;
     } else {
