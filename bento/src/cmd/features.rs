@@ -35,10 +35,10 @@ impl Args {
                 "org.bento.cgroup-mount": "cgroup2 on v2 hosts; an empty read-only tmpfs on v1 and hybrid hosts"
             }
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&features).context("cannot encode")?
-        );
+        let json = serde_json::to_string_pretty(&features).context("cannot encode")? + "\n";
+        // Not println!: a closed pipe (`| head`) is an error to report, not a panic.
+        std::io::Write::write_all(&mut std::io::stdout(), json.as_bytes())
+            .context("cannot write to stdout")?;
         Ok(0)
     }
 }

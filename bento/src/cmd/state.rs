@@ -45,10 +45,10 @@ impl Args {
             bundle: state.bundle,
             annotations: spec.annotations,
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&oci).context("cannot encode the state")?
-        );
+        let json = serde_json::to_string_pretty(&oci).context("cannot encode")? + "\n";
+        // Not println!: a closed pipe (`| head`) is an error to report, not a panic.
+        std::io::Write::write_all(&mut std::io::stdout(), json.as_bytes())
+            .context("cannot write to stdout")?;
         Ok(0)
     }
 }
