@@ -176,7 +176,7 @@ doctor:
     binary="$(just _build bento-doctor)/bento-doctor"
     exec "$binary"
 
-# Time /bin/true in step 05 against `unshare` and a bare exec, and `bento run` against step 10 and runc (needs hyperfine)
+# Time /bin/true in step 05 against `unshare` and a bare exec, `bento run` against step 10 and runc, podman with bento against podman with runc (needs hyperfine)
 bench:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -244,6 +244,28 @@ bench:
             else printf " (runc: only as root)"
             printf "\n"
         }' "$work/bento.csv"
+    # podman with bento as its runtime against podman with runc (as root: Debian's podman
+    # with conmon, cgroupfs, a private storage, the same imported root filesystem).
+    if [[ $(id -u) == 0 ]] && command -v podman >/dev/null && command -v runc >/dev/null; then
+        printf '#!/bin/sh\nexec %s --root %s "$@"\n' "$work/bento" "$work/podman-bento" > "$work/bento-runtime"
+        chmod 755 "$work/bento-runtime"
+        tar -C "$image" -cf "$work/image.tar" .
+        podman=(podman --root "$work/podman" --runroot "$work/podman-run" --tmpdir "$work/podman-tmp"
+            --storage-driver vfs --cgroup-manager cgroupfs)
+        "${podman[@]}" import --quiet "$work/image.tar" bench >/dev/null
+        run=(run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 bench /bin/true)
+        hyperfine --warmup 3 --runs 20 --export-csv "$work/podman.csv" \
+            --command-name "podman + bento" "${podman[*]} --runtime $work/bento-runtime ${run[*]}" \
+            --command-name "podman + runc" "${podman[*]} --runtime runc ${run[*]}"
+        awk -F, 'NR > 1 { median[$1] = $4 * 1000 }
+            END { printf "\nmedians: podman + bento %.0f ms, podman + runc %.0f ms (ratio %.2f)\n",
+                median["podman + bento"], median["podman + runc"], median["podman + bento"] / median["podman + runc"] }' \
+            "$work/podman.csv"
+        "${podman[@]}" rm -af >/dev/null 2>&1 || true
+        "${podman[@]}" rmi -af >/dev/null 2>&1 || true
+    else
+        echo "podman + bento against podman + runc: only as root, with podman and runc installed"
+    fi
     cd - >/dev/null
     echo
     hyperfine --warmup 3 --runs 30 --command-name "just step 5 true (warm)" "just step 5 true"

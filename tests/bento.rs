@@ -17,6 +17,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::terminal::{Terminal, finish, on_terminal};
 use common::{NOBODY, SYSTEM_PATH, built, running_as_root, step_uid};
 use fixtures::{Entry, Layer, docker_archive, oci_layout, serve_layout, tar};
 use serde_json::Value;
@@ -49,7 +50,8 @@ fn layer() -> Vec<u8> {
             ];
             let applets = [
                 "sh", "ls", "ps", "cat", "echo", "id", "hostname", "true", "false", "sleep",
-                "kill", "touch", "head", "dd", "ip", "readlink", "env", "pwd", "test",
+                "kill", "touch", "head", "dd", "ip", "readlink", "env", "pwd", "test", "tty",
+                "stty",
             ]
             .map(|applet| format!("bin/{applet}"));
             for applet in &applets {
@@ -392,6 +394,95 @@ fn run_is_attached_and_exits_with_the_commands_status() {
         Vec::<String>::new(),
         "--rm and rm leave nothing"
     );
+}
+
+#[test]
+fn run_and_exec_get_a_terminal_of_their_own_and_leave_the_users_as_it_was() {
+    let home = Home::new().with_image();
+    // Runs `bento ARGS` on a fresh terminal of `rows` x `cols`; returns it, and the child.
+    let on_a_terminal = |args: &[&str]| {
+        let terminal = Terminal::open(30, 100);
+        let mut command = home.command(args);
+        on_terminal(&mut command, &terminal.pts);
+        let before = terminal.settings();
+        (terminal, before, command.spawn().expect("start bento"))
+    };
+    let (terminal, before, mut child) = on_a_terminal(&["run", "--rm", "-t", img(), "tty"]);
+    terminal.wait_for("/dev/pts/0", 0);
+    assert_eq!(
+        finish(&mut child, &terminal),
+        Some(0),
+        "{}",
+        terminal.screen()
+    );
+    assert_eq!(
+        terminal.settings(),
+        before,
+        "the user's terminal is restored"
+    );
+
+    let (terminal, before, mut child) = on_a_terminal(&["run", "--rm", "-t", img(), "sh"]);
+    let mut at = terminal.wait_for("# ", 0);
+    assert!(terminal.raw(), "raw mode while the container runs");
+    terminal.type_in("stty size\r");
+    at = terminal.wait_for("30 100", at);
+    terminal.resize(40, 120);
+    terminal.type_in("stty size\r");
+    at = terminal.wait_for("40 120", at);
+    terminal.type_in("exit 4\r");
+    assert_eq!(
+        finish(&mut child, &terminal),
+        Some(4),
+        "{}",
+        terminal.screen()
+    );
+    assert_eq!(terminal.settings(), before, "restored after {at} bytes");
+
+    home.ok(&["run", "-d", "--name", "box", img(), "sleep", "1000"]);
+    let (terminal, before, mut child) = on_a_terminal(&["exec", "-t", "box", "tty"]);
+    terminal.wait_for("/dev/pts/0", 0);
+    assert_eq!(
+        finish(&mut child, &terminal),
+        Some(0),
+        "{}",
+        terminal.screen()
+    );
+    assert_eq!(terminal.settings(), before, "restored after exec");
+    let (terminal, before, mut child) =
+        on_a_terminal(&["exec", "-t", "box", "sh", "-c", "stty size; exit 3"]);
+    terminal.wait_for("30 100", 0);
+    assert_eq!(
+        finish(&mut child, &terminal),
+        Some(3),
+        "{}",
+        terminal.screen()
+    );
+    assert_eq!(terminal.settings(), before, "restored after exec");
+
+    // Detached: the supervisor holds the master, and the output goes to the log.
+    let (terminal, _, mut child) = on_a_terminal(&[
+        "run",
+        "-d",
+        "-t",
+        "--name",
+        "logged",
+        img(),
+        "sh",
+        "-c",
+        "tty; stty size",
+    ]);
+    assert_eq!(
+        finish(&mut child, &terminal),
+        Some(0),
+        "{}",
+        terminal.screen()
+    );
+    eventually("the detached terminal's output is logged", || {
+        home.state("logged")["status"] == "stopped"
+    });
+    assert_eq!(home.ok(&["logs", "logged"]), "/dev/pts/0\r\n24 80\r\n");
+    home.ok(&["rm", "-f", "box", "logged"]);
+    assert_eq!(home.entries(), Vec::<String>::new());
 }
 
 #[test]

@@ -294,17 +294,9 @@ mod tests {
 
     fn spec(memory: Option<u64>, pids: Option<u64>) -> Spec {
         Spec {
-            image: "i".into(),
-            image_id: "i".into(),
-            rootfs: "/".into(),
-            args: vec!["sh".into()],
-            env: vec![],
-            cwd: "/".into(),
-            hostname: "h".into(),
-            terminal: false,
             memory,
             pids_limit: pids,
-            namespaces: vec![],
+            ..Spec::default()
         }
     }
 

@@ -14,70 +14,103 @@ use plumbing::Hint;
 use crate::gate::Gate;
 use crate::overlay::Layers;
 use crate::spec::{Spec, get_env};
-use crate::{cgroups, dev, mounts, overlay, pid, proc};
+use crate::terminal::{self, Console};
+use crate::{cgroups, dev, mounts, overlay, pid, privileges, rootfs};
 
 /// How PID 1 starts the command.
 pub enum Start<'a> {
     /// At once (`bento run`).
     Now,
     /// When `bento start` opens the gate at this path; `ready` is told (one byte) that
-    /// everything is prepared and that PID 1 now waits.
+    /// everything is prepared and that PID 1 now waits. `errors_to_log`: from then on,
+    /// stderr goes where stdout goes (bento's log; an engine gives both itself).
     AtTheGate {
         fifo: &'a Path,
         ready: &'a std::fs::File,
+        errors_to_log: bool,
     },
 }
 
+/// What PID 1 is given by its parent.
+pub struct Init<'a> {
+    pub spec: &'a Spec,
+    /// Bento's own containers: the overlay to mount on the root.
+    pub layers: Option<&'a Layers>,
+    pub cgroup: Option<&'a cgroups::Cgroup>,
+    /// `-t` / `process.terminal`: where to send the terminal.
+    pub console: Option<&'a Console>,
+    /// Die with the supervisor (bento's own); not when an engine waits for PID 1.
+    pub die_with_parent: bool,
+}
+
 /// Becomes the container: returns only with the error that stopped it.
-pub fn init(
-    spec: &Spec,
-    layers: &Layers,
-    cgroup: Option<&cgroups::Cgroup>,
-    start: Start,
-) -> anyhow::Error {
-    match prepare(spec, layers, cgroup, start) {
-        Ok(program) => exec_command(&program, spec),
+pub fn init(init: &Init, start: Start) -> anyhow::Error {
+    match prepare(init, start) {
+        Ok(program) => exec_command(&program, init.spec),
         Err(error) => error,
     }
 }
 
 /// Everything up to the exec; returns the program to run.
-fn prepare(
-    spec: &Spec,
-    layers: &Layers,
-    cgroup: Option<&cgroups::Cgroup>,
-    start: Start,
-) -> Result<CString> {
-    pid::die_with_parent()?;
-    if let Some(cgroup) = cgroup {
+fn prepare(init: &Init, start: Start) -> Result<CString> {
+    let spec = init.spec;
+    if init.die_with_parent {
+        pid::die_with_parent()?;
+    }
+    if let Some(cgroup) = init.cgroup {
         // Before anything runs: every process the command starts is counted, too.
         cgroup.join()?;
     }
+    anyhow::ensure!(
+        spec.new_namespace("mnt"),
+        "bento needs a new mount namespace (linux.namespaces: mount)"
+    );
     mounts::isolate_mounts()?;
-    let root = overlay::mount_overlay(layers)?;
-    proc::mount_proc(&root.join("proc"))?;
-    dev::mount_dev(root, spec.terminal)?;
+    let root = match init.layers {
+        Some(layers) => overlay::mount_overlay(layers)?.to_path_buf(),
+        None => rootfs::bind_root(&spec.rootfs)?,
+    };
+    // config.json's mounts, in order: /proc (step 05), /dev and /dev/pts (step 09)…
+    rootfs::mount_all(&root, &spec.mounts)?;
+    dev::create_devices(&root, spec)?;
     let gate = match &start {
         Start::AtTheGate { fifo, .. } => Some(Gate::hold(fifo)?),
         Start::Now => None,
     };
-    mounts::pivot_into(root)?;
+    mounts::pivot_into(&root)?;
+    rootfs::finish(spec)?;
     // Checked now, not at `start`: a command that is not there is create's error (127).
     let program = find_program(spec)?;
     chdir(spec.cwd.as_str())
         .with_context(|| format!("cannot enter the working directory {}", spec.cwd))
         .hint("the directory must exist in the image (-w DIR)")?;
-    if let (Start::AtTheGate { ready, .. }, Some(gate)) = (start, gate) {
-        report_ready(ready)?;
+    if let Some(console) = init.console {
+        // From the container's own devpts, now that /dev/ptmx is the container's.
+        terminal::attach_to_terminal(console)?;
+    }
+    if let (
+        Start::AtTheGate {
+            ready,
+            errors_to_log,
+            ..
+        },
+        Some(gate),
+    ) = (start, gate)
+    {
+        report_ready(ready, errors_to_log)?;
         gate.wait()?;
     }
+    // Last, once nothing more needs root's powers: the user, limits and capabilities.
+    privileges::apply(spec)?;
     Ok(program)
 }
 
 /// Tells the supervisor that PID 1 is prepared. From now on errors go to the log (our
 /// stdout), not to the terminal of `bento create`, which is about to return.
-fn report_ready(mut ready: &std::fs::File) -> Result<()> {
-    nix::unistd::dup2_stderr(std::io::stdout()).context("cannot send stderr to the log")?;
+fn report_ready(mut ready: &std::fs::File, errors_to_log: bool) -> Result<()> {
+    if errors_to_log {
+        nix::unistd::dup2_stderr(std::io::stdout()).context("cannot send stderr to the log")?;
+    }
     std::io::Write::write_all(&mut ready, b"1").context("cannot tell the supervisor")
 }
 

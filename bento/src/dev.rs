@@ -1,20 +1,29 @@
 //! Step 09, dev: a /dev of the container's own, with only the devices programs expect.
 //!
-//! The image's /dev is an empty directory, and a program that writes to `/dev/null` or
-//! reads `/dev/urandom` fails without them. Rootless, we may not mknod(2) device files
-//! (only the init user namespace can), so, like rootless podman, we bind-mount the host's
-//! harmless ones onto empty files in a fresh tmpfs: a bind mount of a device is the same
-//! device.
+//! config.json's `mounts` put a tmpfs on /dev, a devpts on /dev/pts and /dev/shm (bento's
+//! own config.json lists the same as step 09; rootfs.rs mounts them). What goes *into*
+//! /dev is the runtime's job, and happens here: the six devices every image assumes,
+//! config.json's `linux.devices`, and the usual links.
+//!
+//! Rootless, we may not mknod(2) device files (only the initial user namespace can), so,
+//! like rootless podman, we bind-mount the host's device onto an empty file: a bind mount
+//! of a device is the same device, and grants nothing the user could not already open.
+//! As root, `linux.devices` are made with mknod(2), as runc does.
 
-use std::fs;
-use std::os::unix::fs::{OpenOptionsExt, symlink};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
+use nix::sys::stat::{Mode, SFlag, makedev, mknodat};
+use nix::unistd::{Gid, Uid, fchownat, symlinkat};
 
-/// The host devices a container gets: the ones every image assumes (runc's default list,
-/// minus /dev/console, which belongs to a terminal).
+use crate::rootfs::{beneath, fd_path, mount_point, open_dir};
+use crate::spec::Spec;
+
+/// The host devices a container gets: runc's default list, minus /dev/console, which
+/// belongs to a terminal.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// The links a Linux /dev has: to the process's own descriptors (through /proc), and to
@@ -27,70 +36,88 @@ const LINKS: [(&str, &str); 5] = [
     ("ptmx", "pts/ptmx"),
 ];
 
-/// Mounts the container's /dev under `root`, before pivot_root (the host's devices are
-/// bound from their host paths). `_terminal`: the devpts is mounted in every case, since a
-/// shell's job control and `script` want one too.
-pub fn mount_dev(root: &Path, _terminal: bool) -> Result<()> {
-    let dev = root.join("dev");
-    // An image whose /dev is a symlink would have us mount wherever it points: refuse.
-    match fs::symlink_metadata(&dev) {
-        Ok(meta) if !meta.is_dir() => anyhow::bail!("the image's /dev is not a directory"),
-        Ok(_) => {}
-        // No /dev in the image: the mount point goes to the container's upper layer.
-        Err(_) => fs::create_dir(&dev).context("cannot create the container's /dev")?,
+/// Fills the container's /dev under `root`, before pivot_root (the host's devices are
+/// bound from their host paths). Only when config.json mounts a /dev of the container's
+/// own: otherwise /dev is the image's, and left alone.
+pub fn create_devices(root: &Path, spec: &Spec) -> Result<()> {
+    if !spec
+        .mounts
+        .iter()
+        .any(|m| m.destination.trim_end_matches('/') == "/dev")
+    {
+        return Ok(());
     }
-    // tmpfs(5), nosuid: a /dev that is ours, in memory, gone with the container.
-    mount(
-        Some("tmpfs"),
-        &dev,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        Some("mode=755,size=65536k"),
-    )
-    .context("cannot mount a tmpfs on the container's /dev")?;
+    let root = open_dir(root)?;
     for name in DEVICES {
-        let target = dev.join(name);
-        fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o666)
-            .open(&target)
-            .with_context(|| format!("cannot create /dev/{name}"))?;
-        // mount(2) MS_BIND: the host's device node appears at the target.
-        mount(
-            Some(&Path::new("/dev").join(name)),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
+        bind_device(&root, &format!("/dev/{name}"))?;
+    }
+    let as_root = in_initial_user_namespace();
+    for device in &spec.devices {
+        if !as_root {
+            bind_device(&root, &device.path)?;
+            continue;
+        }
+        let path = Path::new(&device.path);
+        let (parent, name) = match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) => (parent, name),
+            _ => anyhow::bail!("{} is not a device path", device.path),
+        };
+        let parent = mount_point(&root, &parent.to_string_lossy(), true)?;
+        let kind = match device.kind {
+            'b' => SFlag::S_IFBLK,
+            _ => SFlag::S_IFCHR,
+        };
+        // mknod(2): a device node (type, major and minor numbers), then its owner.
+        match mknodat(
+            &parent,
+            name,
+            kind,
+            Mode::from_bits_truncate(device.mode),
+            makedev(device.major, device.minor),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(errno) => {
+                return Err(errno).with_context(|| format!("cannot make {}", device.path));
+            }
+        }
+        fchownat(
+            &parent,
+            name,
+            Some(Uid::from_raw(device.uid)),
+            Some(Gid::from_raw(device.gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         )
-        .with_context(|| format!("cannot bind the host's /dev/{name}"))?;
+        .with_context(|| format!("cannot chown {}", device.path))?;
     }
+    let dev = beneath(&root, "/dev").context("cannot open the container's /dev")?;
     for (name, target) in LINKS {
-        symlink(target, dev.join(name)).with_context(|| format!("cannot create /dev/{name}"))?;
+        match symlinkat(target, dev.as_fd(), name) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(errno) => {
+                return Err(errno).with_context(|| format!("cannot create /dev/{name}"));
+            }
+        }
     }
-    // devpts(5) with newinstance: the container's own pseudoterminals, numbered from 0,
-    // invisible to the host's /dev/pts. ptmxmode=0666 lets anyone in it open pts/ptmx.
-    let pts = dev.join("pts");
-    fs::create_dir(&pts).context("cannot create /dev/pts")?;
-    mount(
-        Some("devpts"),
-        &pts,
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
-    )
-    .context("cannot mount devpts on /dev/pts")?;
-    // POSIX shared memory (shm_open(3)) lives in /dev/shm: a tmpfs of its own.
-    let shm = dev.join("shm");
-    fs::create_dir(&shm).context("cannot create /dev/shm")?;
-    mount(
-        Some("shm"),
-        &shm,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
-    )
-    .context("cannot mount a tmpfs on /dev/shm")?;
     Ok(())
+}
+
+/// mount(2) MS_BIND: the host's device node at `path` appears at the same path inside.
+fn bind_device(root: &std::os::fd::OwnedFd, path: &str) -> Result<()> {
+    let target = mount_point(root, path, false)?;
+    mount(
+        Some(path),
+        fd_path(&target).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("cannot bind the host's {path}"))?;
+    Ok(())
+}
+
+/// Are we in the initial user namespace (real root may mknod), not in one of our own?
+/// Its uid_map maps every id to itself (user_namespaces(7)).
+fn in_initial_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
 }

@@ -43,8 +43,11 @@ impl Home {
                 containers: home.join("containers"),
             });
         }
+        let root = nix::unistd::geteuid().is_root();
         let data = match var("XDG_DATA_HOME") {
             Some(dir) => dir.join("bento"),
+            // Root without a HOME (an engine's runtime): where runc and podman keep theirs.
+            None if root && var("HOME").is_none() => PathBuf::from("/var/lib/bento"),
             None => var("HOME")
                 .context("neither BENTO_HOME, XDG_DATA_HOME nor HOME is set")
                 .hint("set BENTO_HOME to a directory of yours")?
@@ -52,6 +55,7 @@ impl Home {
         };
         let containers = match var("XDG_RUNTIME_DIR") {
             Some(dir) => dir.join("bento/containers"),
+            None if root && var("HOME").is_none() => PathBuf::from("/run/bento/containers"),
             None => data.join("containers"),
         };
         Ok(Home {

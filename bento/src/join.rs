@@ -9,6 +9,8 @@
 //! directory to the container's root (setns(2), CLONE_NEWNS).
 
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use nix::sched::{CloneFlags, setns};
@@ -16,32 +18,60 @@ use nix::sched::{CloneFlags, setns};
 use crate::process::Process;
 
 /// The namespaces `exec` joins, in order, as named in /proc/PID/ns/.
-const JOINED: [(&str, CloneFlags); 6] = [
+const JOINED: [(&str, CloneFlags); 7] = [
     ("user", CloneFlags::CLONE_NEWUSER),
     ("uts", CloneFlags::CLONE_NEWUTS),
     ("ipc", CloneFlags::CLONE_NEWIPC),
     ("net", CloneFlags::CLONE_NEWNET),
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
     ("pid", CloneFlags::CLONE_NEWPID),
     ("mnt", CloneFlags::CLONE_NEWNS),
 ];
 
 /// Moves this process into the namespaces of `init` (the container's PID 1). All are
 /// opened before any is joined: once in the mount namespace, the host's /proc is gone.
+/// A namespace we are in already is skipped: the container shares it with the host (no
+/// user namespace for podman as root), and setns(2) refuses to "re-enter" our own user
+/// namespace (EINVAL).
 pub fn join_namespaces(init: &Process) -> Result<()> {
-    let files: Vec<(File, CloneFlags)> = JOINED
-        .iter()
-        .map(|(name, flag)| {
-            let path = format!("/proc/{}/ns/{name}", init.pid);
-            File::open(&path)
-                .with_context(|| format!("cannot open {path}"))
-                .map(|file| (file, *flag))
-        })
-        .collect::<Result<_>>()?;
+    let mut files: Vec<(File, CloneFlags)> = Vec::new();
+    for (name, flag) in JOINED {
+        let path = format!("/proc/{}/ns/{name}", init.pid);
+        let theirs = std::fs::metadata(&path).with_context(|| format!("cannot read {path}"))?;
+        let ours = std::fs::metadata(format!("/proc/self/ns/{name}")).ok();
+        if ours.is_some_and(|ours| ours.ino() == theirs.ino() && ours.dev() == theirs.dev()) {
+            continue;
+        }
+        files.push((
+            File::open(&path).with_context(|| format!("cannot open {path}"))?,
+            flag,
+        ));
+    }
     // Opened, then checked: if PID 1 is still the same process now, the files we hold are
     // its namespaces, not those of a process that got its pid after it died.
     anyhow::ensure!(init.is_alive(), "the container stopped");
     for (file, flag) in files {
         setns(&file, flag).with_context(|| format!("setns({flag:?}) failed"))?;
     }
+    Ok(())
+}
+
+/// Joins the namespace at `path` (config.json's `linux.namespaces[].path`, such as the
+/// network namespace podman made and gave an interface): setns(2), checked to be of the
+/// kind asked for.
+pub fn join_path(path: &Path, kind: &str) -> Result<()> {
+    let flag = JOINED
+        .iter()
+        .find(|(name, _)| *name == kind)
+        .map(|(_, flag)| *flag)
+        .with_context(|| format!("bento cannot join a {kind} namespace"))?;
+    let file = File::open(path)
+        .with_context(|| format!("cannot open the {kind} namespace {}", path.display()))?;
+    setns(&file, flag).with_context(|| {
+        format!(
+            "cannot join the {kind} namespace {} (setns)",
+            path.display()
+        )
+    })?;
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! The steps (`steps/00-baseline` … `steps/10-pty`) each run one container for as long as
 //! the step runs. Bento puts their lessons together into a runtime whose containers
 //! outlive the command that made them: `bento create`, `start`, `exec`, `status`, `stop`,
-//! `kill`, plus `run`, `logs`, `rm`, `pull` and `images`.
+//! `kill`, plus `run`, `logs`, `rm`, `pull` and `images`; and it speaks the OCI runtime
+//! command line, so that podman can use it instead of runc.
 //!
 //! # Layout
 //!
@@ -22,7 +23,10 @@
 //! **What a runtime adds:**
 //!
 //! - [`image`]: images pulled with rootfs-fetch, stored once per set of layers, named;
-//! - [`spec`]: what to run (an OCI config.json's little cousin), decided before anything;
+//! - [`spec`]: what to run: an OCI `config.json` (an engine's, or the one `bento create`
+//!   writes) turned into what bento needs, decided before anything;
+//! - [`rootfs`]: config.json's mounts beneath the root, masked and read-only paths, sysctl;
+//! - [`privileges`]: the user, capabilities, rlimits and no_new_privs, applied last;
 //! - [`container`]: PID 1's table of contents: the lessons, in the kernel's order;
 //! - [`gate`]: the create/start split: PID 1 waits on a FIFO until `bento start`;
 //! - [`supervisor`]: the process that makes the namespaces, is PID 1's parent, and
@@ -32,7 +36,9 @@
 //! - [`state`], [`home`], [`process`]: where state lives, how it is written safely, and
 //!   how a pid is told from its successor;
 //! - [`errors`]: one line, a hint, and a distinct exit status for each refusal;
-//! - [`cmd`]: the command line, one file per command.
+//! - [`cmd`]: the command line, one file per command, including the OCI runtime's
+//!   (`create --bundle`, `start`, `state`, `kill`, `delete`, `exec --process`, `features`)
+//!   that podman's conmon calls.
 //!
 //! Bento is single-threaded on purpose: unshare(2) refuses CLONE_NEWUSER to a threaded
 //! process, setns(2) refuses to move one into a user namespace, and after fork(2) only
@@ -51,8 +57,10 @@ pub mod mounts;
 pub mod net;
 pub mod overlay;
 pub mod pid;
+pub mod privileges;
 pub mod proc;
 pub mod process;
+pub mod rootfs;
 pub mod spec;
 pub mod state;
 pub mod supervisor;

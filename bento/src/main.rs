@@ -1,5 +1,8 @@
 //! `bento`: the command line. Each command is a file in `cmd/`.
 
+use std::io::Write;
+use std::path::PathBuf;
+
 use anyhow::Result;
 use bento::cmd;
 use bento::home::Home;
@@ -9,6 +12,24 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "bento", version, about)]
 struct Cli {
+    /// Where containers' state lives (OCI runtimes' `--root`; default: see bento/README.md)
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Also write errors to this file (what engines read when a runtime fails)
+    #[arg(long, global = true, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// `text` or `json` (one {"level","msg","time"} object per line, as runc writes)
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: String,
+    /// Accepted for engines' sake: bento manages its cgroups through the filesystem
+    #[arg(long = "systemd-cgroup", global = true, hide = true)]
+    systemd_cgroup: bool,
+    /// Accepted for engines' sake
+    #[arg(long, global = true, hide = true)]
+    debug: bool,
+    /// Accepted for engines' sake (bento finds out itself)
+    #[arg(long, global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    rootless: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,6 +47,9 @@ enum Command {
     Rm(cmd::rm::Args),
     Pull(cmd::pull::Args),
     Images(cmd::images::Args),
+    State(cmd::state::Args),
+    Delete(cmd::delete::Args),
+    Features(cmd::features::Args),
 }
 
 fn main() {
@@ -34,7 +58,25 @@ fn main() {
 
 fn bento() -> Result<i32> {
     let cli = Cli::parse();
-    let home = Home::from_env()?;
+    let log = cli.log.clone().map(|path| (path, cli.log_format == "json"));
+    let outcome = command(cli);
+    if let (Err(error), Some((path, json))) = (&outcome, log) {
+        write_log(&path, json, error);
+    }
+    outcome
+}
+
+fn command(cli: Cli) -> Result<i32> {
+    let home = match cli.root {
+        // An engine names the state directory (and may give us no HOME at all).
+        Some(root) => Home {
+            images: Home::from_env()
+                .map(|home| home.images)
+                .unwrap_or_else(|_| root.join("images")),
+            containers: root,
+        },
+        None => Home::from_env()?,
+    };
     match cli.command {
         Command::Create(args) => args.run(&home),
         Command::Start(args) => args.run(&home),
@@ -47,5 +89,27 @@ fn bento() -> Result<i32> {
         Command::Rm(args) => args.run(&home),
         Command::Pull(args) => args.run(&home),
         Command::Images(args) => args.run(&home),
+        Command::State(args) => args.run(&home),
+        Command::Delete(args) => args.run(&home),
+        Command::Features(args) => args.run(),
+    }
+}
+
+/// `--log FILE`: the error, appended, as text or as runc's JSON line.
+fn write_log(path: &std::path::Path, json: bool, error: &anyhow::Error) {
+    let message = format!("{error:#}");
+    let line = match json {
+        true => {
+            serde_json::json!({ "level": "error", "msg": message, "time": bento::state::now() })
+                .to_string()
+        }
+        false => format!("bento: error: {message}"),
+    };
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(file, "{line}");
     }
 }

@@ -6,12 +6,21 @@ use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::Signal;
 use nix::unistd::{ForkResult, fork};
 
+use crate::spec::{Namespace, Spec};
+
 /// Forks PID 1 of a new PID namespace. unshare(2) CLONE_NEWPID does not move *us*: a pid
 /// never changes. The next child we fork is PID 1 of the new namespace (pid_namespaces(7)).
 /// Both copies return from here: the parent (the supervisor) with the child's pid, the
-/// child with `Child`.
-pub fn fork_pid_1() -> Result<ForkResult> {
-    unshare(CloneFlags::CLONE_NEWPID).context("unshare(CLONE_NEWPID) failed")?;
+/// child with `Child`. A PID namespace given by path in config.json is joined instead
+/// (setns(2): the same rule, only the children enter it).
+pub fn fork_pid_1(spec: &Spec) -> Result<ForkResult> {
+    match spec.namespaces.iter().find(|ns| ns.kind == "pid") {
+        Some(Namespace {
+            path: Some(path), ..
+        }) => crate::join::join_path(path, "pid")?,
+        Some(_) => unshare(CloneFlags::CLONE_NEWPID).context("unshare(CLONE_NEWPID) failed")?,
+        None => {}
+    }
     // From here on the supervisor passes signals on to the container: catch them now, so
     // that none is lost, or kills us, while we fork.
     plumbing::catch_signals()?;

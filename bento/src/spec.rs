@@ -1,44 +1,344 @@
 //! What to run, and how: everything PID 1 and its supervisor need, decided before any
 //! namespace exists and written to the container's `spec.json`.
 //!
-//! It is a small cousin of the OCI runtime spec's `config.json` (runtime-spec's config.md):
-//! `process.args`, `process.env`, `process.cwd`, `process.terminal`, `hostname`,
-//! `root.path`, `linux.namespaces` and `linux.resources`. `bento create NAME IMAGE` builds
-//! one from an image and the command line; an OCI runtime front-end (`create --bundle`)
-//! would build the same from a bundle's config.json and take the same path from there.
+//! Both front ends come through here. An engine (podman) hands bento an OCI *bundle*: a
+//! directory with a `config.json` (the OCI runtime spec's config.md) and the root
+//! filesystem it names. `bento create NAME IMAGE` writes a `config.json` of its own, from
+//! the image and the command line ([`crate::cmd::build_config`]), into the container's
+//! directory. Either way [`Spec::from_config`] reads it with the `oci-spec` crate and turns
+//! it into this smaller spec, which is all the rest of bento looks at: the two front ends
+//! cannot drift apart.
+//!
+//! What bento takes from config.json, and what it leaves out, is listed in
+//! [`Spec::from_config`] (and `bento features`).
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
+use anyhow::{Context, Result};
+use oci_spec::runtime::{LinuxDeviceType, Spec as Config};
+use plumbing::Hint;
 use serde::{Deserialize, Serialize};
 
-/// The namespaces every bento container gets, in the order they are made.
-pub const NAMESPACES: [&str; 6] = ["user", "uts", "network", "ipc", "pid", "mount"];
+/// Annotations through which bento's own front end tells the runtime about its image.
+/// (Annotations are the runtime spec's place for what the spec itself does not say.)
+pub const IMAGE: &str = "org.bento.image";
+pub const IMAGE_ID: &str = "org.bento.image.id";
+/// The image's root filesystem: `root.path` gets an overlay with this below, the
+/// container's own layer above (podman mounts that overlay itself, before calling us).
+pub const OVERLAY_LOWER: &str = "org.bento.overlay.lower";
 
 /// A container, ready to be made.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Spec {
-    /// The image as the user named it, and its id.
+    /// The image as the user named it, and its id (bento's front end only).
     pub image: String,
     pub image_id: String,
-    /// The image's root filesystem: the overlay's read-only lower layer (OCI `root.path`).
+    /// The root filesystem (OCI `root.path`, made absolute).
     pub rootfs: PathBuf,
+    /// The image below an overlay mounted on `rootfs` (bento's front end), or none.
+    #[serde(default)]
+    pub overlay_lower: Option<PathBuf>,
+    /// `root.readonly`.
+    #[serde(default)]
+    pub readonly_root: bool,
     /// The command and its arguments (OCI `process.args`).
     pub args: Vec<String>,
     /// `KEY=VALUE` pairs (OCI `process.env`).
     pub env: Vec<String>,
     /// The working directory inside the container (OCI `process.cwd`).
     pub cwd: String,
+    /// `hostname`: set in the container's UTS namespace (empty: left as it is).
     pub hostname: String,
     /// Give the command a terminal of its own (OCI `process.terminal`).
     pub terminal: bool,
+    /// Who the command runs as, and with which privileges (`process.user`, …).
+    #[serde(default)]
+    pub user: User,
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+    #[serde(default)]
+    pub rlimits: Vec<Rlimit>,
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
     /// Resource limits (OCI `linux.resources.memory.limit` and `.pids.limit`).
     pub memory: Option<u64>,
     pub pids_limit: Option<u64>,
-    /// The namespaces, as OCI names them (informative: bento always makes these).
-    pub namespaces: Vec<String>,
+    /// `linux.namespaces`, in config.json's order: new ones, or one to join.
+    pub namespaces: Vec<Namespace>,
+    /// `linux.uidMappings` / `gidMappings`, for a new user namespace.
+    #[serde(default)]
+    pub uid_mappings: Vec<IdMap>,
+    #[serde(default)]
+    pub gid_mappings: Vec<IdMap>,
+    /// `mounts`, in order.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    /// `linux.devices`, beyond the six every container gets (dev.rs).
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    /// `linux.maskedPaths`, `linux.readonlyPaths`, `linux.sysctl`.
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
+    #[serde(default)]
+    pub sysctl: BTreeMap<String, String>,
+    /// A seccomp profile was given (bento does not apply it: see `bento features`).
+    #[serde(default)]
+    pub seccomp: bool,
+    /// `annotations`, for `bento state`.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
-/// The environment every container starts with, before the image's and the user's.
+/// `process.user`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}
+
+/// `process.capabilities`: names such as `CAP_CHOWN`, per set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub bounding: Vec<String>,
+    pub effective: Vec<String>,
+    pub permitted: Vec<String>,
+    pub inheritable: Vec<String>,
+    pub ambient: Vec<String>,
+}
+
+/// One of `process.rlimits`: `RLIMIT_NOFILE`, soft, hard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rlimit {
+    pub kind: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// One of `linux.namespaces`: its name as /proc/PID/ns/ has it (`mnt`, `net`, `pid`,
+/// `ipc`, `uts`, `user`, `cgroup`), and the path of one to join (setns(2)), if any.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Namespace {
+    pub kind: String,
+    pub path: Option<PathBuf>,
+}
+
+/// One line of a uid_map or gid_map: `container host size`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdMap {
+    pub container: u32,
+    pub host: u32,
+    pub size: u32,
+}
+
+/// One of `mounts`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Mount {
+    pub destination: String,
+    pub kind: String,
+    pub source: String,
+    pub options: Vec<String>,
+}
+
+/// One of `linux.devices`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Device {
+    pub path: String,
+    /// `c` (character) or `b` (block).
+    pub kind: char,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Spec {
+    /// Does the container get a new namespace of this kind (not one joined by path)?
+    pub fn new_namespace(&self, kind: &str) -> bool {
+        self.namespaces
+            .iter()
+            .any(|ns| ns.kind == kind && ns.path.is_none())
+    }
+
+    /// Reads the bundle's `config.json` and turns it into a spec. Taken: `root`,
+    /// `mounts`, `hostname`, `process` (args, env, cwd, terminal, user, capabilities,
+    /// rlimits, noNewPrivileges, oomScoreAdj), `linux` (namespaces, uid/gid mappings,
+    /// devices, maskedPaths, readonlyPaths, sysctl, resources.memory.limit and
+    /// .pids.limit) and `annotations`. Left out, as `bento features` says: hooks,
+    /// apparmor and SELinux labels, the seccomp profile, the other resources
+    /// (cpu, io, devices cgroup), `linux.rootfsPropagation`, intelRdt, personality.
+    pub fn from_config(bundle: &Path) -> Result<Spec> {
+        let path = bundle.join("config.json");
+        let config = Config::load(&path)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .hint("a bundle is a directory with a config.json (`runc spec` makes one)")?;
+        Spec::from_oci(&config, bundle)
+    }
+
+    /// [`Spec::from_config`], from a parsed config.
+    pub fn from_oci(config: &Config, bundle: &Path) -> Result<Spec> {
+        let root = config.root().as_ref().context("config.json has no root")?;
+        let process = config
+            .process()
+            .as_ref()
+            .context("config.json has no process")?;
+        let linux = config.linux().clone().unwrap_or_default();
+        let annotations: BTreeMap<String, String> = config
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let maps = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<IdMap> {
+            maps.iter()
+                .flatten()
+                .map(|m| IdMap {
+                    container: m.container_id(),
+                    host: m.host_id(),
+                    size: m.size(),
+                })
+                .collect()
+        };
+        let resources = linux.resources().clone().unwrap_or_default();
+        let devices = linux
+            .devices()
+            .iter()
+            .flatten()
+            .map(|d| {
+                let kind = match d.typ() {
+                    LinuxDeviceType::B => 'b',
+                    _ => 'c',
+                };
+                Device {
+                    path: d.path().to_string_lossy().into_owned(),
+                    kind,
+                    major: d.major() as u64,
+                    minor: d.minor() as u64,
+                    mode: d.file_mode().unwrap_or(0o666),
+                    uid: d.uid().unwrap_or(0),
+                    gid: d.gid().unwrap_or(0),
+                }
+            })
+            .collect();
+        let mut spec = Spec {
+            image: annotations.get(IMAGE).cloned().unwrap_or_default(),
+            image_id: annotations.get(IMAGE_ID).cloned().unwrap_or_default(),
+            // root.path is relative to the bundle, or absolute (config.md, "Root").
+            rootfs: bundle.join(root.path()),
+            overlay_lower: annotations.get(OVERLAY_LOWER).map(PathBuf::from),
+            readonly_root: root.readonly().unwrap_or(false),
+            hostname: config.hostname().clone().unwrap_or_default(),
+            memory: resources
+                .memory()
+                .and_then(|m| m.limit())
+                .and_then(|limit| u64::try_from(limit).ok()),
+            pids_limit: resources
+                .pids()
+                .and_then(|p| u64::try_from(p.limit()).ok())
+                .filter(|limit| *limit > 0),
+            namespaces: linux
+                .namespaces()
+                .iter()
+                .flatten()
+                .map(|ns| Namespace {
+                    kind: ns.typ().to_string(),
+                    path: ns.path().clone(),
+                })
+                .collect(),
+            uid_mappings: maps(linux.uid_mappings()),
+            gid_mappings: maps(linux.gid_mappings()),
+            mounts: config
+                .mounts()
+                .iter()
+                .flatten()
+                .map(|m| Mount {
+                    destination: m.destination().to_string_lossy().into_owned(),
+                    kind: m.typ().clone().unwrap_or_default(),
+                    source: m
+                        .source()
+                        .as_ref()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    options: m.options().clone().unwrap_or_default(),
+                })
+                .collect(),
+            devices,
+            masked_paths: linux.masked_paths().clone().unwrap_or_default(),
+            readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
+            sysctl: linux
+                .sysctl()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            seccomp: linux.seccomp().is_some(),
+            annotations,
+            ..Spec::default()
+        };
+        spec.set_process(process);
+        Ok(spec)
+    }
+
+    /// Takes config.json's `process` (or `exec --process`'s process.json, which replaces
+    /// the container's): args, env, cwd, terminal, user, capabilities, rlimits,
+    /// noNewPrivileges, oomScoreAdj.
+    pub fn set_process(&mut self, process: &oci_spec::runtime::Process) {
+        let names = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<String> {
+            let mut names: Vec<String> = set
+                .iter()
+                .flatten()
+                .map(|cap| cap_name(&cap.to_string()))
+                .collect();
+            names.sort();
+            names
+        };
+        self.args = process.args().clone().unwrap_or_default();
+        self.env = process.env().clone().unwrap_or_default();
+        self.cwd = process.cwd().to_string_lossy().into_owned();
+        self.terminal = process.terminal().unwrap_or(false);
+        self.user = User {
+            uid: process.user().uid(),
+            gid: process.user().gid(),
+            additional_gids: process.user().additional_gids().clone().unwrap_or_default(),
+        };
+        self.capabilities = process.capabilities().as_ref().map(|caps| Capabilities {
+            bounding: names(caps.bounding()),
+            effective: names(caps.effective()),
+            permitted: names(caps.permitted()),
+            inheritable: names(caps.inheritable()),
+            ambient: names(caps.ambient()),
+        });
+        self.rlimits = process
+            .rlimits()
+            .iter()
+            .flatten()
+            .map(|r| Rlimit {
+                kind: r.typ().to_string(),
+                soft: r.soft(),
+                hard: r.hard(),
+            })
+            .collect();
+        self.no_new_privileges = process.no_new_privileges().unwrap_or(false);
+        self.oom_score_adj = process.oom_score_adj();
+    }
+}
+
+/// `CAP_CHOWN` for oci-spec's `CHOWN` or `CAP_CHOWN`.
+fn cap_name(name: &str) -> String {
+    match name.starts_with("CAP_") {
+        true => name.to_string(),
+        false => format!("CAP_{name}"),
+    }
+}
+
+/// The environment every container of bento's own starts with, before the image's and
+/// the user's.
 pub fn default_env(hostname: &str, terminal: bool) -> Vec<String> {
     let mut env = vec![
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),

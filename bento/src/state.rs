@@ -310,18 +310,25 @@ impl Container {
         }
     }
 
+    /// Was it made by an engine from a bundle (`create --bundle`)? Then commands print
+    /// what the OCI runtime command line prints: nothing. Bento's own containers keep
+    /// their config.json in their directory.
+    pub fn is_engines(&self) -> bool {
+        !self.file("config.json").exists()
+    }
+
     /// A file in the container's directory.
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
-    /// The overlay's directories, over the image at `lower`.
-    pub fn layers(&self, lower: &Path) -> Layers {
+    /// The overlay's directories, over the image at `lower`, mounted on `root`.
+    pub fn layers(&self, lower: &Path, root: &Path) -> Layers {
         Layers {
             lower: lower.to_path_buf(),
             upper: self.file("upper"),
             work: self.file("work"),
-            root: self.file("root"),
+            root: root.to_path_buf(),
         }
     }
 

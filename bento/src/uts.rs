@@ -6,10 +6,13 @@ use nix::unistd::sethostname;
 
 /// unshare(2) CLONE_NEWUTS gives this process a new UTS namespace (uts_namespaces(7)).
 /// Creating it needs CAP_SYS_ADMIN in the user namespace that will own it: ours, where we
-/// have it. sethostname(2) then changes the name in our UTS namespace only.
+/// have it. sethostname(2) then changes the name in our UTS namespace only (an empty
+/// name, when config.json gives none, leaves the host's name there).
 pub fn isolate_hostname(name: &str) -> Result<()> {
     unshare(CloneFlags::CLONE_NEWUTS).context("unshare(CLONE_NEWUTS) failed")?;
-    sethostname(name).context("sethostname failed")?;
+    if !name.is_empty() {
+        sethostname(name).context("sethostname failed")?;
+    }
     Ok(())
 }
 

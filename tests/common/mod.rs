@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod terminal;
+
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -345,21 +347,7 @@ impl StepCommand {
     /// Runs the step on a terminal: `pts` becomes its stdin, stdout, stderr and controlling
     /// terminal, in a session of its own, as a shell would start it.
     pub fn on_terminal(mut self, pts: &std::os::fd::OwnedFd) -> Self {
-        use std::os::unix::process::CommandExt;
-        let clone = |fd: &std::os::fd::OwnedFd| Stdio::from(fd.try_clone().expect("dup the pts"));
-        self.command
-            .stdin(clone(pts))
-            .stdout(clone(pts))
-            .stderr(clone(pts));
-        // SAFETY: only async-signal-safe calls between fork and exec: setsid(2), ioctl(2).
-        unsafe {
-            self.command.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        terminal::on_terminal(&mut self.command, pts);
         self
     }
 

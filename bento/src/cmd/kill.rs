@@ -11,6 +11,9 @@ use crate::state::Container;
 /// Send a signal to a container's PID 1 (default SIGKILL: stop it now)
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Accepted for engines' sake: PID 1's death ends the whole PID namespace anyway
+    #[arg(short, long, hide = true)]
+    pub all: bool,
     /// The container's name
     pub name: String,
     /// The signal: KILL, SIGTERM, 15…
@@ -42,6 +45,9 @@ impl Args {
             init.wait_gone(std::time::Duration::from_secs(5));
             super::stop::wait_for_record(&state);
         }
-        super::done(&self.name)
+        match container.is_engines() {
+            true => Ok(0),
+            false => super::done(&self.name),
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! (the container options, making a detached container) is here.
 
 pub mod create;
+pub mod delete;
 pub mod exec;
+pub mod features;
 pub mod images;
 pub mod kill;
 pub mod logs;
@@ -10,22 +12,25 @@ pub mod pull;
 pub mod rm;
 pub mod run;
 pub mod start;
+pub mod state;
 pub mod status;
 pub mod stop;
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, fork, setsid};
+use serde_json::json;
 
 use crate::errors::Refusal;
 use crate::gate;
 use crate::home::Home;
 use crate::image::{Images, Pulled};
-use crate::spec::{NAMESPACES, Spec, default_env, set_env};
+use crate::spec::{IMAGE, IMAGE_ID, OVERLAY_LOWER, Spec, default_env, set_env};
 use crate::state::{Container, OCI_VERSION, State, Status, now};
 use crate::supervisor::{self, Mode};
 
@@ -81,13 +86,16 @@ pub fn check_terminal(tty: bool) -> Result<()> {
     Ok(())
 }
 
-/// The container spec for `image` and the command line: the image's defaults, then ours.
-pub fn build_spec(
+/// The container's `config.json` for `image` and the command line: the image's defaults,
+/// then ours, written as an engine would write it, so that bento's own containers and an
+/// engine's take the same path from here on ([`Spec::from_config`]). The container's
+/// directory is its bundle; the root is an overlay of the image (see spec.rs's annotations).
+pub fn build_config(
     name: &str,
     image: &Pulled,
     command: &[String],
     options: &Options,
-) -> Result<Spec> {
+) -> Result<serde_json::Value> {
     let hostname = options.hostname.clone().unwrap_or_else(|| name.to_string());
     crate::state::check_hostname(&hostname)?;
     let mut env = default_env(&hostname, options.tty);
@@ -98,37 +106,87 @@ pub fn build_spec(
         }
         set_env(&mut env, pair);
     }
-    let args = if command.is_empty() {
-        let mut args = image.config.entrypoint.clone();
-        args.extend(image.config.cmd.iter().cloned());
-        if args.is_empty() {
-            vec!["/bin/sh".into()]
-        } else {
-            args
-        }
-    } else {
-        let mut args = image.config.entrypoint.clone();
-        args.extend(command.iter().cloned());
-        args
-    };
+    let mut args = image.config.entrypoint.clone();
+    match command.is_empty() {
+        true => args.extend(image.config.cmd.iter().cloned()),
+        false => args.extend(command.iter().cloned()),
+    }
+    if args.is_empty() {
+        args = vec!["/bin/sh".into()];
+    }
     let cwd = options
         .workdir
         .clone()
         .or_else(|| Some(image.config.working_dir.clone()).filter(|dir| !dir.is_empty()))
         .unwrap_or_else(|| "/".into());
-    Ok(Spec {
-        image: image.name.clone(),
-        image_id: image.id.clone(),
-        rootfs: image.rootfs.clone(),
-        args,
-        env,
-        cwd,
-        hostname,
-        terminal: options.tty,
-        memory: options.memory,
-        pids_limit: options.pids_limit,
-        namespaces: NAMESPACES.iter().map(ToString::to_string).collect(),
-    })
+    let mut resources = serde_json::Map::new();
+    if let Some(limit) = options.memory {
+        resources.insert("memory".into(), json!({ "limit": limit }));
+    }
+    if let Some(limit) = options.pids_limit {
+        resources.insert("pids".into(), json!({ "limit": limit }));
+    }
+    let map = |id: u32| json!([{ "containerID": 0, "hostID": id, "size": 1 }]);
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    // Steps 01-09 in config.json's words: the namespaces (user first, one id mapped), the
+    // hostname, /proc, a /dev of its own with devpts and shm. No capabilities listed:
+    // the command keeps all of them, inside its user namespace.
+    Ok(json!({
+        "ociVersion": OCI_VERSION,
+        "root": { "path": "root", "readonly": false },
+        "hostname": hostname,
+        "process": {
+            "terminal": options.tty,
+            "user": { "uid": 0, "gid": 0 },
+            "args": args,
+            "env": env,
+            "cwd": cwd,
+        },
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc",
+              "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+              "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+        ],
+        "linux": {
+            "namespaces": [
+                { "type": "user" }, { "type": "uts" }, { "type": "ipc" },
+                { "type": "network" }, { "type": "pid" }, { "type": "mount" },
+            ],
+            "uidMappings": map(uid),
+            "gidMappings": map(gid),
+            "resources": resources,
+        },
+        "annotations": {
+            IMAGE: image.name,
+            IMAGE_ID: image.id,
+            OVERLAY_LOWER: image.rootfs,
+        },
+    }))
+}
+
+/// The container spec for `image` and the command line, through its config.json (kept in
+/// the container's directory, `bundle`, for the curious).
+pub fn build_spec(
+    name: &str,
+    image: &Pulled,
+    command: &[String],
+    options: &Options,
+    bundle: &Path,
+) -> Result<(Vec<u8>, Spec)> {
+    let config = build_config(name, image, command, options)?;
+    let parsed: oci_spec::runtime::Spec =
+        serde_json::from_value(config.clone()).context("bento wrote a bad config.json")?;
+    let spec = Spec::from_oci(&parsed, bundle)?;
+    let text = serde_json::to_vec_pretty(&config).context("cannot encode config.json")?;
+    Ok((text, spec))
 }
 
 /// The first record of a container: created, no process yet.
@@ -175,11 +233,12 @@ pub fn create_detached(
 ) -> Result<Created> {
     crate::state::check_name(name)?;
     let image = Images::at(&home.images).get_or_pull(image)?;
-    let spec = build_spec(name, &image, command, options)?;
+    let (config, spec) = build_spec(name, &image, command, options, &home.containers.join(name))?;
     let (container, lock) = Container::create(home, name, |_| {
         serde_json::to_vec_pretty(&spec).context("cannot encode the spec")
     })?;
     let made = (|| -> Result<(File, File, File)> {
+        crate::state::write_atomically(&container.file("config.json"), &config)?;
         gate::make(&container.file("exec.fifo"))?;
         let log = OpenOptions::new()
             .create(true)

@@ -33,7 +33,7 @@ impl Args {
 /// Removes one container. Its mounts live in its own mount namespace, which the kernel
 /// tears down with its last process: what is left on the host is its directory, and its
 /// cgroup.
-fn remove(home: &Home, name: &str, force: bool) -> Result<()> {
+pub fn remove(home: &Home, name: &str, force: bool) -> Result<()> {
     let container = Container::open(home, name)?;
     let mut state = container.state()?;
     state.refresh();

@@ -16,8 +16,12 @@ pub struct Args {
 
 impl Args {
     pub fn run(self, home: &Home) -> Result<i32> {
-        start(&Container::open(home, &self.name)?)?;
-        super::done(&self.name)
+        let container = Container::open(home, &self.name)?;
+        start(&container)?;
+        match container.is_engines() {
+            true => Ok(0),
+            false => super::done(&self.name),
+        }
     }
 }
 

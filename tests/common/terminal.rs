@@ -1,0 +1,165 @@
+//! The user's terminal, played by a pseudoterminal the test opens itself: the program under
+//! test runs on it as a shell would start it (its own session, the pts as its controlling
+//! terminal), and the test types into the master end and reads the screen. Used by the
+//! step 10 tests and by bento's `-t` tests.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::pty::{Winsize, openpty};
+use nix::sys::termios::tcgetattr;
+
+use super::{running_as_root, step_uid};
+
+/// The user's terminal: a pty of the test's own, and everything the step wrote to it.
+pub struct Terminal {
+    pub master: OwnedFd,
+    pub pts: OwnedFd,
+    screen: Arc<Mutex<String>>,
+    stop: Arc<AtomicBool>,
+}
+
+nix::ioctl_write_ptr_bad!(set_window_size, libc::TIOCSWINSZ, libc::winsize);
+
+impl Terminal {
+    pub fn open(rows: u16, cols: u16) -> Terminal {
+        let size = Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = openpty(Some(&size), None).expect("openpty");
+        if running_as_root() {
+            // The step runs as nobody: the terminal must be theirs, as a login makes it.
+            let uid = Some(nix::unistd::Uid::from_raw(step_uid()));
+            nix::unistd::fchown(&pty.slave, uid, None).expect("chown the pts");
+        }
+        let (screen, stop) = (
+            Arc::new(Mutex::new(String::new())),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let reader = pty.master.try_clone().expect("dup the master");
+        let (into, stopped) = (screen.clone(), stop.clone());
+        nix::fcntl::fcntl(
+            &reader,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .expect("make the master non-blocking");
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while !stopped.load(Ordering::SeqCst) {
+                match nix::unistd::read(&reader, &mut buffer) {
+                    Ok(n) if n > 0 => into
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buffer[..n])),
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Terminal {
+            master: pty.master,
+            pts: pty.slave,
+            screen,
+            stop,
+        }
+    }
+
+    pub fn type_in(&self, keys: &str) {
+        nix::unistd::write(&self.master, keys.as_bytes()).expect("type into the terminal");
+    }
+
+    /// Waits until `text` appears on the screen after position `from`; returns where it ends.
+    pub fn wait_for(&self, text: &str, from: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let screen = self.screen.lock().unwrap().clone();
+            if let Some(at) = screen.get(from..).and_then(|rest| rest.find(text)) {
+                return from + at + text.len();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} never appeared on the terminal; it shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn screen(&self) -> String {
+        self.screen.lock().unwrap().clone()
+    }
+
+    /// The terminal's settings, as `stty -g` would print them (termios(3)).
+    pub fn settings(&self) -> String {
+        let termios: libc::termios = tcgetattr(self.pts.as_fd()).expect("tcgetattr").into();
+        format!(
+            "{:x}:{:x}:{:x}:{:x}:{:?}",
+            termios.c_iflag, termios.c_oflag, termios.c_cflag, termios.c_lflag, termios.c_cc
+        )
+    }
+
+    pub fn raw(&self) -> bool {
+        let termios: libc::termios = tcgetattr(self.pts.as_fd()).expect("tcgetattr").into();
+        termios.c_lflag & libc::ICANON == 0
+    }
+
+    pub fn resize(&self, rows: u16, cols: u16) {
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+        unsafe { set_window_size(self.master.as_raw_fd(), &size) }.expect("TIOCSWINSZ");
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Waits for the step to end (killing it after 20 s) and returns its exit status.
+pub fn finish(child: &mut std::process::Child, terminal: &Terminal) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the step") {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the step did not end; the terminal shows:\n{}",
+                terminal.screen()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `command` on a terminal: `pts` becomes its stdin, stdout, stderr and controlling
+/// terminal, in a session of its own, as a shell would start it.
+pub fn on_terminal(command: &mut Command, pts: &OwnedFd) {
+    let clone = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup the pts"));
+    command
+        .stdin(clone(pts))
+        .stdout(clone(pts))
+        .stderr(clone(pts));
+    // SAFETY: only async-signal-safe calls between fork and exec: setsid(2), ioctl(2).
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,391 @@
+//! Bento as an OCI runtime: Debian's podman (with conmon) drives it with `--runtime`, and
+//! `runc spec` bundles run with `bento run --bundle`. As root (what the issue asks; podman
+//! rootless needs /etc/subuid), with `--cgroup-manager cgroupfs` (no systemd here) and
+//! ulimits under this machine's hard limit.
+//!
+//! Every test has its own podman storage (`--root`, `--runroot`, vfs), its own bento state
+//! (a wrapper script passes `--root`: podman's cleanup process does not pass
+//! `--runtime-flag` on), and a busybox image imported from a rootfs the test builds. The
+//! guard removes every container, kills what is left of ours (conmon, PID 1s), unmounts
+//! what podman mounted under the test's directory, and removes it, even when the test fails.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::terminal::{Terminal, finish, on_terminal};
+use common::{SYSTEM_PATH, build_rootfs, built, can_run_as_real_root};
+
+/// What podman needs here: cgroupfs (no systemd), and limits under the hard nofile of 20000.
+const ULIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+];
+
+/// A private podman with bento as its runtime, and a busybox image named `bbx`.
+struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let podman = Podman { dir };
+        let bento = podman.path("bento-runtime");
+        std::fs::write(
+            &bento,
+            format!(
+                "#!/bin/sh\nexec {} --root {} \"$@\"\n",
+                built("bento").display(),
+                podman.path("bento-state").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&bento, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let rootfs = podman.path("rootfs");
+        build_rootfs(&rootfs);
+        let tarball = podman.path("rootfs.tar");
+        let packed = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg(".")
+            .status()
+            .expect("run tar");
+        assert!(packed.success());
+        podman.ok(&["import", "--quiet", tarball.to_str().unwrap(), "bbx"]);
+        podman
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `podman GLOBAL… ARGS`, with bento as the runtime.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("podman");
+        command
+            .arg("--root")
+            .arg(self.path("storage"))
+            .arg("--runroot")
+            .arg(self.path("run"))
+            .arg("--tmpdir")
+            .arg(self.path("tmp"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .arg("--runtime")
+            .arg(self.path("bento-runtime"))
+            .args(args)
+            .env("PATH", SYSTEM_PATH)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run podman")
+    }
+
+    /// Runs, asserts the exit status, returns stdout.
+    fn code(&self, expected: i32, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(expected),
+            "podman {}\n--- stdout ---\n{}--- stderr ---\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.code(0, args)
+    }
+
+    /// `podman run --rm [--network none] ULIMITS OPTIONS bbx COMMAND`.
+    fn run_args<'a>(options: &[&'a str], command: &[&'a str], network: bool) -> Vec<&'a str> {
+        let mut args = vec!["run", "--rm"];
+        if !network {
+            args.extend(["--network", "none"]);
+        }
+        args.extend(ULIMITS);
+        args.extend(options);
+        args.push("bbx");
+        args.extend(command);
+        args
+    }
+
+    /// Processes whose command line names this test's directory: conmon, bento, PID 1s
+    /// still blocked in `bento create`.
+    fn our_processes(&self) -> Vec<i32> {
+        let needle = self.dir.path().to_string_lossy().into_owned();
+        let me = std::process::id() as i32;
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| *pid != me)
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&needle))
+            })
+            .collect()
+    }
+
+    /// The containers bento still has state for.
+    fn bento_containers(&self) -> Vec<String> {
+        std::fs::read_dir(self.path("bento-state"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Waits (at most 10 s) until none of our processes is left, or says which are.
+    fn assert_nothing_left(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.our_processes().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(self.our_processes(), Vec::<i32>::new(), "processes left");
+        assert_eq!(self.bento_containers(), Vec::<String>::new(), "state left");
+        assert_eq!(self.ok(&["ps", "-aq"]), "", "containers left");
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.run(&["rm", "-af", "-t", "0"]);
+        for pid in self.our_processes() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        // podman mounts each container's /dev/shm under its storage: unmount what is left.
+        let root = self.dir.path().to_string_lossy().into_owned();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<&str> = mountinfo
+            .lines()
+            .filter_map(|line| line.split(' ').nth(4))
+            .filter(|point| point.starts_with(&root))
+            .collect();
+        points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+        for point in points {
+            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = plumbing::remove_tree(self.dir.path());
+    }
+}
+
+/// Podman is there (`.ci/run` installs it), and we are root; otherwise skipped, loudly.
+fn podman() -> Option<Podman> {
+    if !can_run_as_real_root() {
+        return None;
+    }
+    let found = Command::new("podman").arg("--version").output();
+    assert!(
+        found.is_ok() || std::env::var_os("CI").is_none(),
+        "CI must have podman (.ci/run installs it)"
+    );
+    found.ok().map(|_| Podman::new())
+}
+
+#[test]
+fn podman_runs_a_command_and_returns_its_status() {
+    let Some(podman) = podman() else { return };
+    assert_eq!(
+        podman.ok(&Podman::run_args(&[], &["echo", "hi"], false)),
+        "hi\n"
+    );
+    podman.code(3, &Podman::run_args(&[], &["sh", "-c", "exit 3"], false));
+    podman.code(127, &Podman::run_args(&[], &["no-such-command"], false));
+    let out = podman.ok(&Podman::run_args(
+        &[
+            "--hostname",
+            "box",
+            "-e",
+            "GREETING=hello",
+            "-w",
+            "/etc",
+            "--user",
+            "1000:1000",
+        ],
+        &[
+            "sh",
+            "-c",
+            "hostname; echo $GREETING; pwd; id -u; id -g; grep CapEff /proc/self/status; ulimit -n",
+        ],
+        false,
+    ));
+    assert_eq!(
+        out,
+        "box\nhello\n/etc\n1000\n1000\nCapEff:\t0000000000000000\n1024\n"
+    );
+    // As root: podman's short list of capabilities, not the host's root's.
+    let caps = podman.ok(&Podman::run_args(
+        &[],
+        &["grep", "CapBnd", "/proc/self/status"],
+        false,
+    ));
+    assert_eq!(caps, "CapBnd:\t00000000800405fb\n", "podman's default set");
+    // Masked and read-only paths, as podman asks.
+    let out = podman.ok(&Podman::run_args(
+        &[],
+        &[
+            "sh",
+            "-c",
+            "wc -c < /proc/timer_list; touch /proc/acpi/x || echo masked; echo x > /proc/sys/kernel/domainname || echo read-only",
+        ],
+        false,
+    ));
+    assert_eq!(out, "0\nmasked\nread-only\n");
+    podman.assert_nothing_left();
+}
+
+#[test]
+fn podman_execs_into_stops_and_removes_a_detached_container() {
+    let Some(podman) = podman() else { return };
+    let mut args = vec!["run", "-d", "--name", "box", "--network", "none"];
+    args.extend(ULIMITS);
+    args.extend(["bbx", "sleep", "1000"]);
+    podman.ok(&args);
+    let ps = podman.ok(&["exec", "box", "ps", "-o", "pid,args"]);
+    assert!(
+        ps.lines().any(|line| line.trim() == "1 sleep 1000"),
+        "PID 1 is the command:\n{ps}"
+    );
+    podman.code(5, &["exec", "box", "sh", "-c", "exit 5"]);
+    assert_eq!(
+        podman.ok(&[
+            "exec",
+            "-w",
+            "/bin",
+            "-e",
+            "K=v",
+            "box",
+            "sh",
+            "-c",
+            "pwd; echo $K"
+        ]),
+        "/bin\nv\n"
+    );
+    // sleep ignores SIGTERM as PID 1: podman sends `kill ID 15`, then `kill ID 9`.
+    podman.ok(&["stop", "-t", "1", "box"]);
+    podman.ok(&["rm", "box"]);
+    podman.assert_nothing_left();
+}
+
+#[test]
+fn podman_run_t_and_exec_t_get_the_containers_own_terminal() {
+    let Some(podman) = podman() else { return };
+    let terminal = Terminal::open(24, 80);
+    let mut command = podman.command(&Podman::run_args(&["-t"], &["tty"], false));
+    on_terminal(&mut command, &terminal.pts);
+    let mut child = command.spawn().expect("start podman");
+    terminal.wait_for("/dev/pts/0", 0);
+    assert_eq!(
+        finish(&mut child, &terminal),
+        Some(0),
+        "{}",
+        terminal.screen()
+    );
+
+    let mut args = vec!["run", "-d", "--name", "box", "--network", "none"];
+    args.extend(ULIMITS);
+    args.extend(["bbx", "sleep", "1000"]);
+    podman.ok(&args);
+    let terminal = Terminal::open(24, 80);
+    let mut command = podman.command(&["exec", "-t", "box", "tty"]);
+    on_terminal(&mut command, &terminal.pts);
+    let mut child = command.spawn().expect("start podman");
+    terminal.wait_for("/dev/pts/0", 0);
+    assert_eq!(
+        finish(&mut child, &terminal),
+        Some(0),
+        "{}",
+        terminal.screen()
+    );
+    podman.ok(&["rm", "-f", "-t", "0", "box"]);
+    podman.assert_nothing_left();
+}
+
+#[test]
+fn podman_gives_its_network_namespace_and_bento_joins_it() {
+    let Some(podman) = podman() else { return };
+    // Only look: eth0 is there with an address (no traffic is sent to it).
+    let out = podman.ok(&Podman::run_args(
+        &[],
+        &["ip", "-o", "-4", "addr", "show", "eth0"],
+        true,
+    ));
+    assert!(out.contains("eth0") && out.contains("inet "), "{out}");
+    podman.assert_nothing_left();
+}
+
+#[test]
+fn a_runc_spec_bundle_runs_as_with_runc_run() {
+    if !can_run_as_real_root() || Command::new("runc").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have runc");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    build_rootfs(&bundle.join("rootfs"));
+    let spec = Command::new("runc")
+        .arg("spec")
+        .current_dir(&bundle)
+        .status()
+        .expect("runc spec");
+    assert!(spec.success());
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] =
+        serde_json::json!(["sh", "-c", "hostname; id -u; ls /dev/pts; exit 4"]);
+    std::fs::write(&path, config.to_string()).unwrap();
+    let state = dir.path().join("state");
+    let bento = |args: &[&str]| {
+        Command::new(built("bento"))
+            .arg("--root")
+            .arg(&state)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run bento")
+    };
+    let output = bento(&["run", "--bundle", bundle.to_str().unwrap(), "spec-test"]);
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "runc\n0\nptmx\n",
+        "runc spec's hostname, root, a devpts of its own"
+    );
+    // Like `runc run`, it removes the container when it ends.
+    assert!(
+        std::fs::read_dir(&state).map_or(true, |mut entries| entries.next().is_none()),
+        "nothing left"
+    );
+    // Its default terminal: true without a terminal is refused, as runc refuses it.
+    config["process"]["terminal"] = true.into();
+    std::fs::write(&path, config.to_string()).unwrap();
+    let output = bento(&["run", "--bundle", bundle.to_str().unwrap(), "spec-tty"]);
+    assert_eq!(output.status.code(), Some(11));
+}
