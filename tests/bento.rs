@@ -17,9 +17,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::terminal::{Terminal, finish, on_terminal};
+use common::terminal::{Terminal, finish, on_terminal, shows_on_a_terminal};
 use common::{NOBODY, SYSTEM_PATH, built, running_as_root, step_uid};
-use fixtures::{Entry, Layer, docker_archive, oci_layout, serve_layout, tar};
+use fixtures::{Entry, Layer, docker_archive, oci_layout, serve_layout};
 use serde_json::Value;
 
 /// Exit statuses of bento's refusals (bento/src/errors.rs).
@@ -39,25 +39,13 @@ fn layer() -> Vec<u8> {
     static LAYER: OnceLock<Vec<u8>> = OnceLock::new();
     LAYER
         .get_or_init(|| {
-            let busybox = std::fs::read("/bin/busybox").expect("a static busybox at /bin/busybox");
-            let mut entries = vec![
-                Entry::Dir("bin/", 0o755),
-                Entry::File("bin/busybox", &busybox, 0o755),
-                Entry::Dir("etc/", 0o755),
-                Entry::File("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644),
-                Entry::File("etc/image-file", b"from the image\n", 0o644),
-                Entry::Dir("root/", 0o700),
-            ];
             let applets = [
                 "sh", "ls", "ps", "cat", "echo", "id", "hostname", "true", "false", "sleep",
                 "kill", "touch", "head", "dd", "ip", "readlink", "env", "pwd", "test", "tty",
                 "stty",
-            ]
-            .map(|applet| format!("bin/{applet}"));
-            for applet in &applets {
-                entries.push(Entry::HardLink(applet, "bin/busybox"));
-            }
-            tar(&entries)
+            ];
+            let extra = [Entry::File("etc/image-file", b"from the image\n", 0o644)];
+            fixtures::busybox_layer_with(&applets, &extra)
         })
         .clone()
 }
@@ -407,19 +395,8 @@ fn run_and_exec_get_a_terminal_of_their_own_and_leave_the_users_as_it_was() {
         let before = terminal.settings();
         (terminal, before, command.spawn().expect("start bento"))
     };
-    let (terminal, before, mut child) = on_a_terminal(&["run", "--rm", "-t", img(), "tty"]);
-    terminal.wait_for("/dev/pts/0", 0);
-    assert_eq!(
-        finish(&mut child, &terminal),
-        Some(0),
-        "{}",
-        terminal.screen()
-    );
-    assert_eq!(
-        terminal.settings(),
-        before,
-        "the user's terminal is restored"
-    );
+    let run = home.command(&["run", "--rm", "-t", img(), "tty"]);
+    assert_eq!(shows_on_a_terminal(run, "/dev/pts/0"), Some(0));
 
     let (terminal, before, mut child) = on_a_terminal(&["run", "--rm", "-t", img(), "sh"]);
     let mut at = terminal.wait_for("# ", 0);
@@ -439,25 +416,10 @@ fn run_and_exec_get_a_terminal_of_their_own_and_leave_the_users_as_it_was() {
     assert_eq!(terminal.settings(), before, "restored after {at} bytes");
 
     home.ok(&["run", "-d", "--name", "box", img(), "sleep", "1000"]);
-    let (terminal, before, mut child) = on_a_terminal(&["exec", "-t", "box", "tty"]);
-    terminal.wait_for("/dev/pts/0", 0);
-    assert_eq!(
-        finish(&mut child, &terminal),
-        Some(0),
-        "{}",
-        terminal.screen()
-    );
-    assert_eq!(terminal.settings(), before, "restored after exec");
-    let (terminal, before, mut child) =
-        on_a_terminal(&["exec", "-t", "box", "sh", "-c", "stty size; exit 3"]);
-    terminal.wait_for("30 100", 0);
-    assert_eq!(
-        finish(&mut child, &terminal),
-        Some(3),
-        "{}",
-        terminal.screen()
-    );
-    assert_eq!(terminal.settings(), before, "restored after exec");
+    let exec = home.command(&["exec", "-t", "box", "tty"]);
+    assert_eq!(shows_on_a_terminal(exec, "/dev/pts/0"), Some(0));
+    let exec = home.command(&["exec", "-t", "box", "sh", "-c", "stty size; exit 3"]);
+    assert_eq!(shows_on_a_terminal(exec, "30 100"), Some(3));
 
     // Detached: the supervisor holds the master, and the output goes to the log.
     let (terminal, _, mut child) = on_a_terminal(&[

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::terminal::{Terminal, finish, on_terminal};
+use common::terminal::shows_on_a_terminal;
 use common::{SYSTEM_PATH, build_rootfs, built, can_run_as_real_root};
 
 /// What podman needs here: cgroupfs (no systemd), and limits under the hard nofile of 20000.
@@ -290,33 +290,15 @@ fn podman_execs_into_stops_and_removes_a_detached_container() {
 #[test]
 fn podman_run_t_and_exec_t_get_the_containers_own_terminal() {
     let Some(podman) = podman() else { return };
-    let terminal = Terminal::open(24, 80);
-    let mut command = podman.command(&Podman::run_args(&["-t"], &["tty"], false));
-    on_terminal(&mut command, &terminal.pts);
-    let mut child = command.spawn().expect("start podman");
-    terminal.wait_for("/dev/pts/0", 0);
-    assert_eq!(
-        finish(&mut child, &terminal),
-        Some(0),
-        "{}",
-        terminal.screen()
-    );
+    let run = podman.command(&Podman::run_args(&["-t"], &["tty"], false));
+    assert_eq!(shows_on_a_terminal(run, "/dev/pts/0"), Some(0));
 
     let mut args = vec!["run", "-d", "--name", "box", "--network", "none"];
     args.extend(ULIMITS);
     args.extend(["bbx", "sleep", "1000"]);
     podman.ok(&args);
-    let terminal = Terminal::open(24, 80);
-    let mut command = podman.command(&["exec", "-t", "box", "tty"]);
-    on_terminal(&mut command, &terminal.pts);
-    let mut child = command.spawn().expect("start podman");
-    terminal.wait_for("/dev/pts/0", 0);
-    assert_eq!(
-        finish(&mut child, &terminal),
-        Some(0),
-        "{}",
-        terminal.screen()
-    );
+    let exec = podman.command(&["exec", "-t", "box", "tty"]);
+    assert_eq!(shows_on_a_terminal(exec, "/dev/pts/0"), Some(0));
     podman.ok(&["rm", "-f", "-t", "0", "box"]);
     podman.assert_nothing_left();
 }

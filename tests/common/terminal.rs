@@ -163,3 +163,21 @@ pub fn on_terminal(command: &mut Command, pts: &OwnedFd) {
         });
     }
 }
+
+/// Runs `command` on a fresh 30x100 terminal until it ends, after `text` showed on it, and
+/// checks that the user's terminal is left as it was. Returns the exit status.
+#[allow(dead_code)] // not every test binary that includes `common` uses it
+pub fn shows_on_a_terminal(mut command: Command, text: &str) -> Option<i32> {
+    let terminal = Terminal::open(30, 100);
+    on_terminal(&mut command, &terminal.pts);
+    let before = terminal.settings();
+    let mut child = command.spawn().expect("start the program");
+    terminal.wait_for(text, 0);
+    let status = finish(&mut child, &terminal);
+    assert_eq!(
+        terminal.settings(),
+        before,
+        "the user's terminal is restored"
+    );
+    status
+}
