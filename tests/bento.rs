@@ -401,11 +401,7 @@ fn run_and_exec_get_a_terminal_of_their_own_and_leave_the_users_as_it_was() {
     let (terminal, before, mut child) = on_a_terminal(&["run", "--rm", "-t", img(), "sh"]);
     let mut at = terminal.wait_for("# ", 0);
     assert!(terminal.raw(), "raw mode while the container runs");
-    terminal.type_in("stty size\r");
-    at = terminal.wait_for("30 100", at);
-    terminal.resize(40, 120);
-    terminal.type_in("stty size\r");
-    at = terminal.wait_for("40 120", at);
+    at = terminal.follows_a_resize(at);
     terminal.type_in("exit 4\r");
     assert_eq!(
         finish(&mut child, &terminal),

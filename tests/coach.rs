@@ -64,6 +64,12 @@ fn replaced(source: &str, from: &str, to: &str) -> String {
     source.replacen(from, to, 1)
 }
 
+/// `source` with the line `call` moved from where it is to just after the line `after`.
+fn moved(source: &str, call: &str, after: &str) -> String {
+    let source = replaced(source, call, "");
+    replaced(&source, after, &format!("{after}{call}"))
+}
+
 /// The learner's path through step `n`, then each wrong answer.
 fn learner(n: usize, wrong: &[Wrong]) {
     let _one = ONE_AT_A_TIME
@@ -129,11 +135,10 @@ fn step_01_sethostname_before_unshare() {
             what: "sethostname before unshare",
             edit: |source| {
                 let call = "    sethostname(name).context(\"sethostname failed\")?;\n";
-                let source = replaced(source, call, "");
-                replaced(
-                    &source,
+                moved(
+                    source,
+                    call,
                     "fn isolate_hostname(name: &str) -> Result<()> {\n",
-                    &format!("fn isolate_hostname(name: &str) -> Result<()> {{\n{call}"),
                 )
             },
             names: "your step printed `sethostname failed: EPERM`",
@@ -215,12 +220,11 @@ fn step_05_proc_mounted_before_the_fork() {
         &[Wrong {
             what: "mount_proc before fork_pid_1",
             edit: |source| {
-                let call = "            mount_proc(Path::new(\"/proc\"))?;\n";
-                let source = replaced(source, call, "");
-                replaced(
-                    &source,
-                    "    match fork_pid_1()? {\n",
-                    "    mount_proc(Path::new(\"/proc\"))?;\n    match fork_pid_1()? {\n",
+                // Before the fork: in the parent, not PID 1.
+                moved(
+                    source,
+                    "            mount_proc(Path::new(\"/proc\"))?;\n",
+                    "    isolate_hostname(\"my-container\")?;\n",
                 )
             },
             names: "your step printed `cannot mount proc on the rootfs's /proc: EPERM`",

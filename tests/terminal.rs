@@ -29,11 +29,7 @@ fn a_shell_on_its_own_terminal_has_job_control_and_follows_resizes() {
     );
     terminal.type_in("tty\r");
     at = terminal.wait_for("/dev/pts/0", at);
-    terminal.type_in("stty size\r");
-    at = terminal.wait_for("30 100", at);
-    terminal.resize(40, 120);
-    terminal.type_in("stty size\r");
-    at = terminal.wait_for("40 120", at);
+    at = terminal.follows_a_resize(at);
     // Job control: a background job, then brought to the foreground and stopped with Ctrl-Z.
     terminal.type_in("sleep 100 &\r");
     at = terminal.wait_for("/ # ", at);

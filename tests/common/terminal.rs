@@ -108,6 +108,16 @@ impl Terminal {
         termios.c_lflag & libc::ICANON == 0
     }
 
+    /// Types `stty size` on a 30x100 terminal, resizes it to 40x120 and types it again,
+    /// waiting for each answer after position `from`; returns where the screen ends.
+    pub fn follows_a_resize(&self, from: usize) -> usize {
+        self.type_in("stty size\r");
+        let at = self.wait_for("30 100", from);
+        self.resize(40, 120);
+        self.type_in("stty size\r");
+        self.wait_for("40 120", at)
+    }
+
     pub fn resize(&self, rows: u16, cols: u16) {
         let size = libc::winsize {
             ws_row: rows,
