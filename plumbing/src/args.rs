@@ -118,3 +118,42 @@ fn clean(path: &Path) -> PathBuf {
     }
     out
 }
+
+/// A size as people write it: a number of bytes, or with k, m, g or t (powers of 1024, in
+/// either case, optionally followed by `b`): `64m`, `512K`, `20GB`. Zero is not a size.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim().to_ascii_lowercase();
+    let number = trimmed.strip_suffix('b').unwrap_or(&trimmed);
+    let (digits, shift) = match number.char_indices().last() {
+        Some((at, 'k')) => (&number[..at], 10),
+        Some((at, 'm')) => (&number[..at], 20),
+        Some((at, 'g')) => (&number[..at], 30),
+        Some((at, 't')) => (&number[..at], 40),
+        _ => (number, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not a size: write e.g. 64m, 512k, 1g or 20G"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("64MB"), Ok(64 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("20G"), Ok(20 << 30));
+        assert_eq!(parse_size("1t"), Ok(1 << 40));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("100b"), Ok(100));
+        for bad in ["", "0", "0m", "m", "-1", "1.5g", "12x", "99999999999t"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
+}

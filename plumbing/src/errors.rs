@@ -8,7 +8,7 @@ use nix::sys::wait::WaitStatus;
 
 /// Exit status when the step itself could not set up the container (like `docker run`'s
 /// 125): distinct from anything the command inside could return for itself… almost.
-const EXIT_SETUP_FAILED: i32 = 125;
+pub const EXIT_SETUP_FAILED: i32 = 125;
 /// The shell's status for "found, but could not be executed".
 const EXIT_NOT_EXECUTABLE: i32 = 126;
 /// The shell's status for "command not found".
@@ -50,6 +50,15 @@ impl<T, E: Into<anyhow::Error>> Hint<T> for Result<T, E> {
             })
         })
     }
+}
+
+/// A new error that is `message`, with `hint` under it: `return Err(hinted("no such
+/// container", "bento status --all lists them"))`.
+pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        error: anyhow::anyhow!(message.into()),
+        hint: hint.into(),
+    })
 }
 
 /// The command could not be started: `execvp` came back, or the command is known to be
@@ -220,8 +229,8 @@ mod tests {
         assert_eq!(report(&exec_error(c"nope", Errno::ENOENT)), 127);
         assert_eq!(report(&exec_error(c"/etc", Errno::EACCES)), 126);
         assert_eq!(report(&anyhow::anyhow!("boom")), EXIT_SETUP_FAILED);
-        let refused = Err::<(), _>(anyhow::anyhow!("no such container")).hint("bento status --all");
-        let refused = with_status(3, refused.unwrap_err()).context("bento rm");
+        let refused = with_status(3, hinted("no such container", "bento status --all"));
+        let refused = refused.context("bento rm");
         assert_eq!(report(&refused), 3);
         assert_eq!(format!("{refused:#}"), "bento rm: no such container");
     }

@@ -25,6 +25,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{Pid, UnlinkatFlags, geteuid, unlinkat};
 
 use crate::Hint;
+use crate::files::dir_flags;
 
 /// `$TMPDIR/bento-NAME-PID-XXXXXX`, removed with everything in it when the process that
 /// created it drops it.
@@ -279,11 +280,6 @@ pub fn names_at(dir: BorrowedFd) -> io::Result<Vec<OsString>> {
         }
     }
     Ok(names)
-}
-
-/// A directory, read-only, never through a symlink in the last component.
-fn dir_flags() -> OFlag {
-    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
 }
 
 fn is_dir(stat: &FileStat) -> bool {

@@ -11,7 +11,7 @@ use oci_spec::image::{Digest, DigestAlgorithm};
 use plumbing::Hint;
 use sha2::{Digest as _, Sha256};
 
-use crate::install::check_interrupted;
+use crate::interrupt::check_interrupted;
 
 /// The largest manifest, index or config we read into memory: real ones are a few KiB.
 pub const MAX_JSON: u64 = 4 << 20;

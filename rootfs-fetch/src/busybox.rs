@@ -19,8 +19,8 @@ use object::elf;
 use object::read::elf::{ElfFile64, ProgramHeader};
 use plumbing::Hint;
 
-use crate::extract::dir_flags;
-use crate::install::check_interrupted;
+use crate::interrupt::check_interrupted;
+use plumbing::files::dir_flags;
 
 const INSTALL_HINT: &str = "install a static busybox (Debian/Ubuntu: `sudo apt install busybox-static`), or give its path: `busybox:/path/to/busybox`";
 

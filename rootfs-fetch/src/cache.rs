@@ -26,9 +26,9 @@ use oci_spec::image::Digest;
 use plumbing::{Hint, remove_at, remove_tree};
 
 use crate::blob::{self, Blob, Hashing};
-use crate::extract::dir_flags;
-use crate::install::check_interrupted;
+use crate::interrupt::check_interrupted;
 use crate::reference::Reference;
+use plumbing::files::dir_flags;
 
 /// The cache directory.
 #[derive(Debug)]

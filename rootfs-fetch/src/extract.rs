@@ -36,7 +36,8 @@ use plumbing::{Hint, names_at, remove_at};
 use tar::EntryType;
 
 use crate::blob::{Hashing, drain};
-use crate::install::check_interrupted;
+use crate::interrupt::check_interrupted;
+use plumbing::files::dir_flags;
 
 /// What the caller may choose about an extraction.
 #[derive(Debug, Clone)]
@@ -492,11 +493,6 @@ pub fn human_size(bytes: u64) -> String {
         1_000_000..1_000_000_000 => format!("{:.0} MB", bytes as f64 / 1e6),
         _ => format!("{:.1} GB", bytes as f64 / 1e9),
     }
-}
-
-/// A directory to list or change, never through a symlink in the last component.
-pub(crate) fn dir_flags() -> OFlag {
-    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
 }
 
 /// A directory as a place to resolve beneath (`O_PATH`: no permission needed to hold it).

@@ -18,48 +18,19 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+
+use crate::interrupt::check_interrupted;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags, open, openat, renameat2};
 use nix::sys::stat::{Mode, SFlag, fchmod, fstatat};
 use plumbing::{Hint, names_at, remove_at};
 
-use crate::extract::dir_flags;
+use plumbing::files::dir_flags;
 
 /// The file at the top of every root filesystem rootfs-fetch builds.
 pub const MARK: &str = ".bento-rootfs";
-
-/// Set by SIGINT/SIGTERM/SIGHUP once [`catch_interrupts`] has run.
-static INTERRUPTED: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-
-/// From now on, the first Ctrl-C (or SIGTERM/SIGHUP) makes [`check_interrupted`] fail, so
-/// the work stops at the next check and the partial directory is cleaned up; a second one
-/// terminates at once (the next run then removes the debris).
-pub fn catch_interrupts() -> Result<()> {
-    let flag = INTERRUPTED.get_or_init(Default::default);
-    for signal in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(flag))
-            .context("cannot install a signal handler")?;
-        signal_hook::flag::register(signal, Arc::clone(flag))
-            .context("cannot install a signal handler")?;
-    }
-    Ok(())
-}
-
-/// Fails once an interrupt has been received.
-pub fn check_interrupted() -> Result<()> {
-    match INTERRUPTED.get() {
-        Some(flag) if flag.load(Ordering::SeqCst) => bail!("interrupted"),
-        _ => Ok(()),
-    }
-}
 
 /// A root filesystem being built next to its final place.
 #[derive(Debug)]

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use crate::blob::{self, Blob, Hashing};
 use crate::image::{self, Image, Layer, Store};
-use crate::install::check_interrupted;
+use crate::interrupt::check_interrupted;
 use crate::platform::Platform;
 
 /// The annotation that gives an OCI layout's image its tag.

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod extract;
 pub mod image;
 pub mod install;
+pub mod interrupt;
 pub mod layout;
 pub mod platform;
 pub mod reference;

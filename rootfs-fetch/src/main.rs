@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use plumbing::Hint;
+use plumbing::{Hint, parse_size};
 use rootfs_fetch::busybox;
 use rootfs_fetch::cache::Cache;
 use rootfs_fetch::extract::{DEFAULT_MAX_LAYER_SIZE, Options, Summary, in_container};
 use rootfs_fetch::image::{self, Image};
-use rootfs_fetch::install::{Staging, catch_interrupts};
+use rootfs_fetch::install::Staging;
+use rootfs_fetch::interrupt::catch_interrupts;
 use rootfs_fetch::layout::{self, Files};
 use rootfs_fetch::platform::Platform;
 use rootfs_fetch::registry::{Registry, Unreachable};
@@ -173,21 +174,4 @@ fn options(cli: &Cli) -> Result<Options> {
         keep_setuid: cli.keep_setuid,
         max_layer_size,
     })
-}
-
-/// `123`, `64K`, `500M`, `20G` (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, shift) = match text.char_indices().last() {
-        Some((at, 'k' | 'K')) => (&text[..at], 10),
-        Some((at, 'm' | 'M')) => (&text[..at], 20),
-        Some((at, 'g' | 'G')) => (&text[..at], 30),
-        Some((at, 't' | 'T')) => (&text[..at], 40),
-        _ => (text, 0),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|number| number.checked_mul(1 << shift))
-        .ok_or_else(|| format!("{text:?} is not a size (e.g. 500M, 20G)"))
 }
