@@ -6,8 +6,6 @@
 //! 125 when bento could not set the container up. The refusals below sit under 64, where
 //! few programs put their own.
 
-use plumbing::Hint;
-
 /// Every reason bento refuses, with its exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -36,8 +34,7 @@ pub enum Refusal {
 impl Refusal {
     /// The error to return: `message`, then `hint` on its own line, exiting with our status.
     pub fn error(self, message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
-        let hinted = Err::<(), _>(anyhow::anyhow!(message.into())).hint(hint);
-        plumbing::with_status(self as i32, hinted.unwrap_err())
+        plumbing::with_status(self as i32, plumbing::hinted(message, hint))
     }
 
     /// Gives an existing error (a library's, with its own hint) this refusal's status.

@@ -16,8 +16,6 @@
 //! `/proc/self/fd/N` for writing (proc(5): these links can be opened, with the file's own
 //! permission checks). runc does exactly this.
 
-use std::fs::File;
-use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
@@ -28,6 +26,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::Mode;
 use nix::unistd::mkfifo;
 
+use crate::message::{self, Message};
 use crate::process::Process;
 
 /// Makes the gate: a FIFO only its owner can open.
@@ -54,9 +53,7 @@ impl Gate {
             Mode::empty(),
         )
         .context("cannot open the exec FIFO for writing")?;
-        File::from(fifo)
-            .write_all(b"0")
-            .context("cannot write to the exec FIFO")
+        message::send(&fifo, Message::Started).context("cannot write to the exec FIFO")
     }
 }
 
@@ -69,15 +66,11 @@ pub fn open_gate(path: &Path, init: &Process) -> Result<()> {
         Mode::empty(),
     )
     .context("cannot open the exec FIFO")?;
-    let mut fifo = File::from(fifo);
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         let ready = poll(&mut fds, PollTimeout::from(100u16)).unwrap_or(0);
-        if ready > 0 {
-            let mut byte = [0u8; 1];
-            if matches!(fifo.read(&mut byte), Ok(1)) {
-                return Ok(());
-            }
+        if ready > 0 && message::receive(&fifo) == Some(Message::Started) {
+            return Ok(());
         }
         if !init.is_alive() {
             bail!("the container's PID 1 is gone: it was never started");

@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
-use plumbing::Hint;
 use rootfs_fetch::cache::Cache;
 use rootfs_fetch::image::Image;
 use rootfs_fetch::layout::{self, Files};
@@ -31,7 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::Refusal;
 use crate::home::private_dir;
-use crate::state::{now, write_atomically};
+use crate::time::now;
+use plumbing::files::write_atomically;
 
 /// What a bare name means: Docker Hub's image of that name (`busybox` =
 /// `docker://busybox:latest`).
@@ -192,7 +192,7 @@ impl Images {
             },
         );
         let json = serde_json::to_vec_pretty(&index).context("cannot encode the index")?;
-        write_atomically(&self.dir.join("index.json"), &json)?;
+        write_atomically(&self.dir.join("index.json"), &json, 0o600)?;
         self.get(&key)?
             .context("the image vanished right after it was stored")
     }
@@ -258,10 +258,10 @@ impl Images {
 /// An image that cannot be pulled: not there, not an image, corrupt…
 fn unknown(key: &str, error: anyhow::Error) -> anyhow::Error {
     let error = error.context(format!("cannot pull {key}"));
-    let hinted = Err::<(), _>(error).hint(
+    Refusal::UnknownImage.wrap(plumbing::add_hint(
+        error,
         "check the image's name and that it exists; `bento images` lists the images pulled already",
-    );
-    Refusal::UnknownImage.wrap(hinted.unwrap_err())
+    ))
 }
 
 /// The digest of the layers' diff ids, one per line: the same files, the same id.

@@ -22,23 +22,30 @@
 //!
 //! **What a runtime adds:**
 //!
-//! - [`image`]: images pulled with rootfs-fetch, stored once per set of layers, named;
-//! - [`spec`]: what to run: an OCI `config.json` (an engine's, or the one `bento create`
-//!   writes) turned into what bento needs, decided before anything;
-//! - [`rootfs`]: config.json's mounts beneath the root, masked and read-only paths, sysctl;
-//! - [`privileges`]: the user, capabilities, rlimits and no_new_privs, applied last;
-//! - [`container`]: PID 1's table of contents: the lessons, in the kernel's order;
-//! - [`gate`]: the create/start split: PID 1 waits on a FIFO until `bento start`;
+//! - [`cmd`]: the command line, one file per command, each a shim: its arguments, then one
+//!   call (mostly into [`lifecycle`]). The OCI runtime's commands (`create --bundle`,
+//!   `start`, `state`, `kill`, `delete`, `exec --process`, `features`) that podman's conmon
+//!   calls are among them;
+//! - [`lifecycle`]: a container's life in one place: create (from an image or a bundle;
+//!   attached, detached or for an engine), start, exec, stop, kill, remove;
+//! - [`config`]: bento's own containers described as an engine would, as a `config.json`;
+//! - [`spec`]: what to run: a `config.json` (an engine's, or config.rs's) turned into what
+//!   bento needs, decided before anything;
 //! - [`supervisor`]: the process that makes the namespaces, is PID 1's parent, and
 //!   records how it ended;
+//! - [`init`]: the two ways into a container, side by side: PID 1's table of contents (the
+//!   lessons, in the kernel's order) and `exec`'s, which share one ending;
+//! - [`rootfs`]: config.json's mounts beneath the root, masked and read-only paths, sysctl;
+//! - [`privileges`]: the user, capabilities, rlimits and no_new_privs, applied last;
+//! - [`gate`]: the create/start split: PID 1 waits on a FIFO until `bento start`;
 //! - [`join`]: `exec`'s lesson: entering a running container's namespaces with setns(2);
+//! - [`message`]: the one-byte messages bento's processes send each other;
 //! - [`cgroups`]: `--memory` and `--pids-limit`, with cgroup v2 or v1;
-//! - [`state`], [`home`], [`process`]: where state lives, how it is written safely, and
-//!   how a pid is told from its successor;
-//! - [`errors`]: one line, a hint, and a distinct exit status for each refusal;
-//! - [`cmd`]: the command line, one file per command, including the OCI runtime's
-//!   (`create --bundle`, `start`, `state`, `kill`, `delete`, `exec --process`, `features`)
-//!   that podman's conmon calls.
+//! - [`image`]: images pulled with rootfs-fetch, stored once per set of layers, named;
+//! - [`state`], [`home`], [`process`], [`log`], [`time`]: where state lives, how it is
+//!   written safely, how a pid is told from its successor, a detached container's output,
+//!   and the time as OCI prints it;
+//! - [`errors`]: one line, a hint, and a distinct exit status for each refusal.
 //!
 //! Bento is single-threaded on purpose: unshare(2) refuses CLONE_NEWUSER to a threaded
 //! process, setns(2) refuses to move one into a user namespace, and after fork(2) only
@@ -46,13 +53,17 @@
 
 pub mod cgroups;
 pub mod cmd;
-pub mod container;
+pub mod config;
 pub mod dev;
 pub mod errors;
 pub mod gate;
 pub mod home;
 pub mod image;
+pub mod init;
 pub mod join;
+pub mod lifecycle;
+pub mod log;
+pub mod message;
 pub mod mounts;
 pub mod net;
 pub mod overlay;
@@ -65,5 +76,6 @@ pub mod spec;
 pub mod state;
 pub mod supervisor;
 pub mod terminal;
+pub mod time;
 pub mod userns;
 pub mod uts;

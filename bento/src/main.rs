@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use bento::cmd;
 use bento::home::Home;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
 /// A rootless container runtime built from the Bento workshop's lessons
 #[derive(Debug, Parser)]
@@ -31,25 +31,7 @@ struct Cli {
     #[arg(long, global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
     #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    Create(cmd::create::Args),
-    Start(cmd::start::Args),
-    Exec(cmd::exec::Args),
-    Status(cmd::status::Args),
-    Stop(cmd::stop::Args),
-    Kill(cmd::kill::Args),
-    Run(cmd::run::Args),
-    Logs(cmd::logs::Args),
-    Rm(cmd::rm::Args),
-    Pull(cmd::pull::Args),
-    Images(cmd::images::Args),
-    State(cmd::state::Args),
-    Delete(cmd::delete::Args),
-    Features(cmd::features::Args),
+    command: cmd::Command,
 }
 
 fn main() {
@@ -77,32 +59,15 @@ fn command(cli: Cli) -> Result<i32> {
         },
         None => Home::from_env()?,
     };
-    match cli.command {
-        Command::Create(args) => args.run(&home),
-        Command::Start(args) => args.run(&home),
-        Command::Exec(args) => args.run(&home),
-        Command::Status(args) => args.run(&home),
-        Command::Stop(args) => args.run(&home),
-        Command::Kill(args) => args.run(&home),
-        Command::Run(args) => args.run(&home),
-        Command::Logs(args) => args.run(&home),
-        Command::Rm(args) => args.run(&home),
-        Command::Pull(args) => args.run(&home),
-        Command::Images(args) => args.run(&home),
-        Command::State(args) => args.run(&home),
-        Command::Delete(args) => args.run(&home),
-        Command::Features(args) => args.run(),
-    }
+    cli.command.run(&home)
 }
 
 /// `--log FILE`: the error, appended, as text or as runc's JSON line.
 fn write_log(path: &std::path::Path, json: bool, error: &anyhow::Error) {
     let message = format!("{error:#}");
     let line = match json {
-        true => {
-            serde_json::json!({ "level": "error", "msg": message, "time": bento::state::now() })
-                .to_string()
-        }
+        true => serde_json::json!({ "level": "error", "msg": message, "time": bento::time::now() })
+            .to_string(),
         false => format!("bento: error: {message}"),
     };
     if let Ok(mut file) = std::fs::OpenOptions::new()

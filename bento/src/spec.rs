@@ -4,7 +4,7 @@
 //! Both front ends come through here. An engine (podman) hands bento an OCI *bundle*: a
 //! directory with a `config.json` (the OCI runtime spec's config.md) and the root
 //! filesystem it names. `bento create NAME IMAGE` writes a `config.json` of its own, from
-//! the image and the command line ([`crate::cmd::build_config`]), into the container's
+//! the image and the command line ([`crate::config::build_config`]), into the container's
 //! directory. Either way [`Spec::from_config`] reads it with the `oci-spec` crate and turns
 //! it into this smaller spec, which is all the rest of bento looks at: the two front ends
 //! cannot drift apart.

@@ -20,7 +20,6 @@
 //!   whose pid now belongs to another process) is shown as stopped ([`State::refresh`]).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -33,6 +32,9 @@ use crate::errors::Refusal;
 use crate::home::{Home, private_dir};
 use crate::overlay::Layers;
 use crate::process::{Process, boot_id};
+use crate::spec::Spec;
+use crate::time::now;
+use plumbing::files::write_atomically;
 
 /// The longest container name.
 pub const MAX_NAME: usize = 64;
@@ -84,6 +86,19 @@ pub fn random_id() -> Result<String> {
     )
     .context("cannot read /dev/urandom")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What a command needs of a container before it acts ([`Container::require`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// `start`: created, not started yet.
+    Created,
+    /// `exec`: its command runs.
+    Running,
+    /// `stop`, `kill`: PID 1 exists, created or running.
+    Alive,
+    /// `rm` without `-f`: nothing runs any more.
+    Stopped,
 }
 
 /// The lifecycle of the OCI runtime spec (runtime.md, "State"), minus "paused".
@@ -146,6 +161,30 @@ pub struct State {
 }
 
 impl State {
+    /// The first record of a container: created, no process yet.
+    pub fn new(container: &Container, spec: &Spec, auto_remove: bool) -> State {
+        State {
+            oci_version: OCI_VERSION.into(),
+            id: container.name.clone(),
+            status: Status::Created,
+            pid: 0,
+            bundle: container.dir.clone(),
+            image: spec.image.clone(),
+            command: spec.args.clone(),
+            created: now(),
+            started: None,
+            finished: None,
+            exit_code: None,
+            oom_killed: false,
+            note: None,
+            init: None,
+            supervisor: None,
+            boot_id: boot_id(),
+            cgroups: Vec::new(),
+            auto_remove,
+        }
+    }
+
     /// Corrects what the record claims with what the kernel says: a created or running
     /// container whose PID 1 is gone (killed, reboot) is stopped. Nothing is written.
     pub fn refresh(&mut self) {
@@ -173,31 +212,6 @@ impl State {
             );
         }
     }
-}
-
-/// The current time in RFC 3339, UTC (`2025-01-31T12:34:56Z`), as OCI and Docker print it.
-pub fn now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days: days since 1970-01-01 to year, month, day.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
 }
 
 /// A container's directory.
@@ -247,13 +261,8 @@ impl Container {
     }
 
     /// Makes a new container directory named `name`, with its layers, locked, and writes
-    /// `spec.json` (built by `write_spec` with the directory's path). Fails if the name is
-    /// taken. Nothing is left behind on failure.
-    pub fn create(
-        home: &Home,
-        name: &str,
-        write_spec: impl FnOnce(&Container) -> Result<Vec<u8>>,
-    ) -> Result<(Container, Lock)> {
+    /// its `spec.json`. Fails if the name is taken. Nothing is left behind on failure.
+    pub fn create(home: &Home, name: &str, spec: &Spec) -> Result<(Container, Lock)> {
         check_name(name)?;
         private_dir(&home.containers)?;
         // Debris of creations killed with SIGKILL.
@@ -283,7 +292,8 @@ impl Container {
                     .with_context(|| format!("cannot create the container's {sub}"))?;
             }
             let lock = lock_file(&hidden.join("lock"))?;
-            write_atomically(&hidden.join("spec.json"), &write_spec(&container)?)?;
+            let spec = serde_json::to_vec_pretty(spec).context("cannot encode the spec")?;
+            write_atomically(&hidden.join("spec.json"), &spec, 0o600)?;
             // The name becomes visible only now, whole and locked. RENAME_NOREPLACE makes
             // the name unique: of two creations of one name, exactly one succeeds.
             match renameat2(
@@ -349,17 +359,84 @@ impl Container {
         )
     }
 
-    /// The recorded state, as written (see [`State::refresh`]).
+    /// The container's state: the record, corrected with what the kernel says (a PID 1
+    /// that is gone means stopped, see [`State::refresh`]).
     pub fn state(&self) -> Result<State> {
+        let mut state = self.record()?;
+        state.refresh();
+        Ok(state)
+    }
+
+    /// The record as written, for whoever writes it next (with the lock held).
+    pub fn record(&self) -> Result<State> {
         let path = self.file("state.json");
         let bytes = fs::read(&path).map_err(|_| self.gone())?;
         serde_json::from_slice(&bytes).with_context(|| format!("corrupt {}", path.display()))
     }
 
+    /// What the container runs: its `spec.json`.
+    pub fn spec(&self) -> Result<Spec> {
+        let path = self.file("spec.json");
+        let bytes = fs::read(&path).map_err(|_| self.gone())?;
+        serde_json::from_slice(&bytes).with_context(|| format!("corrupt {}", path.display()))
+    }
+
+    /// The state, if it is what `need` says; otherwise the refusal, worded once for every
+    /// command.
+    pub fn require(&self, need: Need) -> Result<State> {
+        let state = self.state()?;
+        let name = &self.name;
+        let status = state.status;
+        let refusal = match (need, status) {
+            (Need::Created, Status::Created)
+            | (Need::Running, Status::Running)
+            | (Need::Alive, Status::Created | Status::Running)
+            | (Need::Stopped, Status::Stopped) => return Ok(state),
+            (Need::Created, Status::Running) => Refusal::NotCreated.error(
+                format!("container {name:?} is running: only a created container can be started"),
+                "it runs already: `bento exec` runs more commands in it",
+            ),
+            (Need::Created, _) => Refusal::NotCreated.error(
+                format!("container {name:?} is {status}: only a created container can be started"),
+                format!("make a new one: `bento rm {name}`, then `bento create` or `bento run`"),
+            ),
+            (Need::Running, _) => Refusal::NotRunning.error(
+                format!("container {name:?} is {status}, not running"),
+                format!(
+                    "`bento start {name}` starts a created container; a stopped one cannot run anything"
+                ),
+            ),
+            (Need::Alive, _) => Refusal::NotRunning.error(
+                format!("container {name:?} is not running"),
+                "`bento status --all` shows what runs; `bento start NAME` starts a created one",
+            ),
+            (Need::Stopped, _) => Refusal::StillRunning.error(
+                format!("container {name:?} is {status}"),
+                format!(
+                    "stop it first (`bento stop {name}`), or remove it anyway: `bento rm -f {name}`"
+                ),
+            ),
+        };
+        Err(refusal)
+    }
+
     /// Writes the state: call with the lock held.
     pub fn save(&self, state: &State) -> Result<()> {
         let json = serde_json::to_vec_pretty(state).context("cannot encode the state")?;
-        write_atomically(&self.file("state.json"), &json)
+        write_atomically(&self.file("state.json"), &json, 0o600)
+    }
+
+    /// Writes the container's `config.json` (bento's own containers keep theirs).
+    pub fn save_config(&self, config: &[u8]) -> Result<()> {
+        write_atomically(&self.file("config.json"), config, 0o600)
+    }
+
+    /// What a command that changed the container prints: its name, for bento's own
+    /// containers; nothing for an engine's (the OCI command line prints nothing).
+    pub fn print_name(&self) {
+        if !self.is_engines() {
+            println!("{}", self.name);
+        }
     }
 
     /// Removes the directory with everything in it: call with the lock held, once no
@@ -385,30 +462,6 @@ fn lock_file(path: &Path) -> Result<Lock> {
         .map_err(|(_, errno)| errno)
         .with_context(|| format!("cannot lock {}", path.display()))?;
     Ok(Lock(lock))
-}
-
-/// Writes `bytes` to `path` atomically: a new file (O_EXCL, never through a symlink) next
-/// to it, then rename(2) over it. A reader sees the old contents or the new.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let partial = path.with_file_name(format!(".{name}.{}", std::process::id()));
-    let _ = fs::remove_file(&partial);
-    let written = (|| -> Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&partial)
-            .with_context(|| format!("cannot create {}", partial.display()))?;
-        file.write_all(bytes)
-            .with_context(|| format!("cannot write {}", partial.display()))?;
-        fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&partial);
-    }
-    written
 }
 
 /// A lock is an open file: it can be handed to a forked child's fd table like any other.

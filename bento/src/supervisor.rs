@@ -15,7 +15,6 @@
 //! an unsupervised container behind; `bento status` then sees both gone.
 
 use std::fs::File;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -23,11 +22,13 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid};
 
 use crate::cgroups::Cgroup;
-use crate::container::{self, Start};
+use crate::init::{self, Start};
+use crate::message::{self, Message};
 use crate::process::Process;
 use crate::spec::Spec;
-use crate::state::{Container, Lock, State, Status, now};
+use crate::state::{Container, Lock, State, Status};
 use crate::terminal::{self, Channel};
+use crate::time::now;
 use crate::{join, net, pid, userns, uts};
 use plumbing::Hint;
 
@@ -65,12 +66,12 @@ pub fn supervise(
     let cgroup = Cgroup::create(&container.name, spec)?;
     state.cgroups = cgroup.as_ref().map(|c| c.dirs.clone()).unwrap_or_default();
     enter_namespaces(spec)?;
-    // PID 1 reports on this pipe: one byte "1" once it waits at the gate (detached), or
-    // "E" if it fails before its exec. O_CLOEXEC: the exec closes PID 1's end, so reading
+    // PID 1 reports on this pipe: Ready once it waits at the gate (detached), or Failed if
+    // it fails before its exec. O_CLOEXEC: the exec closes PID 1's end, so reading
     // after it has exited never blocks.
     let (reports, report) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make a pipe")?;
-    let (mut reports, report) = (File::from(reports), File::from(report));
+    let (reports, report) = (File::from(reports), File::from(report));
     let detached = !matches!(mode, Mode::Attached);
     let engine = matches!(mode, Mode::Engine { .. });
     // `-t`: PID 1 sends its terminal's master end over this pair (terminal.rs), or to the
@@ -99,73 +100,50 @@ pub fn supervise(
                 },
                 false => Start::Now,
             };
-            let init = container::Init {
+            let init = init::Init {
                 spec,
                 layers: layers.as_ref(),
                 cgroup: cgroup.as_ref(),
                 console: console.as_ref(),
                 die_with_parent: !engine,
             };
-            let error = container::init(&init, start);
-            let _ = (&report).write_all(b"E");
+            let error = init::container(&init, start);
+            let _ = message::send(&report, Message::Failed);
             std::process::exit(plumbing::report(&error));
         }
         ForkResult::Parent { child } => child,
     };
     drop(report);
-    if !engine {
-        plumbing::forward_signals(child);
-    }
-    // Our end only: when PID 1 is gone, reading it gives end of file.
-    let console = console.and_then(Channel::in_parent);
-    // Detached with a terminal: PID 1 sends the master before it reports ready.
-    let logged = match (&console, detached) {
-        (Some(console), true) => terminal::receive_for_log(console)?,
-        _ => None,
+    let released = release(container, lock, &mut state, mode, child, &reports, console);
+    let relay = match released {
+        Ok(Released::Running(relay)) => relay,
+        Ok(Released::ToTheEngine) => return Ok(0),
+        Ok(Released::Failed) => {
+            // PID 1 failed, and said why on bento create's stderr: pass its status on.
+            let code = wait_for(child);
+            if let Some(cgroup) = &cgroup {
+                cgroup.remove();
+            }
+            return code;
+        }
+        Err(error) => {
+            // We failed after the fork: PID 1 must not stay behind, blocked at the gate
+            // with its namespaces. It is our child and not yet waited for, so its pid is
+            // still its own: kill it, and collect it.
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            if let Some(cgroup) = &cgroup {
+                cgroup.remove();
+            }
+            return Err(error);
+        }
     };
-    if detached && !matches!(read_byte(&mut reports), Some(b'1')) {
-        // PID 1 failed, and said why on bento create's stderr: pass its status on.
-        let code = wait_for(child);
-        if let Some(cgroup) = &cgroup {
-            cgroup.remove();
-        }
-        return code;
-    }
-    state.pid = child.as_raw();
-    state.init = Some(Process::of(child.as_raw()).unwrap_or(Process {
-        pid: child.as_raw(),
-        start: 0,
-    }));
-    state.supervisor = (!engine).then(Process::me);
-    if !detached {
-        state.status = Status::Running;
-        state.started = Some(now());
-    }
-    container.save(&state)?;
-    if let Mode::Engine { pid_file, .. } = mode {
-        if let Some(path) = pid_file {
-            write_pid_file(&path, child.as_raw())?;
-        }
-        // Done: PID 1 waits at the gate for `bento start`, and is the engine's to wait for.
-        return Ok(0);
-    }
-    drop(lock);
-    if let Mode::Detached { mut client } = mode {
-        // Our stderr is still bento create's: from now on it is the log, like stdout.
-        nix::unistd::dup2_stderr(std::io::stdout()).context("cannot send stderr to the log")?;
-        client.write_all(b"1").context("cannot tell bento create")?;
-    }
     // The terminal's output, to the user's terminal (attached) or to the log (detached),
     // until no process holds the container's pts; then PID 1's status.
-    let relayed = match (&console, &logged) {
-        (_, Some(master)) => terminal::log_terminal(master),
-        (Some(console), None) => terminal::relay_terminal(console),
-        (None, None) => Ok(()),
-    };
-    drop(console);
+    let relayed = relay.run();
     let code = wait_for(child)?;
     relayed?;
-    if !detached && read_byte(&mut reports) == Some(b'E') {
+    if !detached && message::receive(&reports) == Some(Message::Failed) {
         // The command never ran (not found, a mount failed…): PID 1 said why; nothing of
         // the container is worth keeping.
         if let Some(cgroup) = &cgroup {
@@ -178,6 +156,97 @@ pub fn supervise(
     }
     record_exit(container, code, cgroup.as_ref())?;
     Ok(code)
+}
+
+/// How far [`release`] got.
+enum Released {
+    /// PID 1 runs (or waits for `bento start`), and we stay, relaying its terminal.
+    Running(Relay),
+    /// An engine's container: PID 1 waits at the gate, and is the engine's to wait for.
+    ToTheEngine,
+    /// PID 1 failed before it was ready.
+    Failed,
+}
+
+/// Where the container's terminal output goes while we wait for it.
+enum Relay {
+    None,
+    /// To the user's terminal (`run -t`): keys in, output out.
+    Terminal(std::os::fd::OwnedFd),
+    /// To the log (`run -d -t`): output only.
+    Log {
+        master: std::os::fd::OwnedFd,
+        _console: std::os::fd::OwnedFd,
+    },
+}
+
+impl Relay {
+    fn run(self) -> Result<()> {
+        match self {
+            Relay::None => Ok(()),
+            Relay::Terminal(console) => terminal::relay_terminal(&console),
+            Relay::Log { master, .. } => terminal::log_terminal(&master),
+        }
+    }
+}
+
+/// After the fork: waits until PID 1 is ready (detached), records it, and tells whoever
+/// waits for the container to exist (bento create, the engine's pid file).
+fn release(
+    container: &Container,
+    lock: Lock,
+    state: &mut State,
+    mode: Mode,
+    child: Pid,
+    reports: &File,
+    console: Option<Channel>,
+) -> Result<Released> {
+    let detached = !matches!(mode, Mode::Attached);
+    let engine = matches!(mode, Mode::Engine { .. });
+    if !engine {
+        plumbing::forward_signals(child);
+    }
+    // Our end only: when PID 1 is gone, reading it gives end of file.
+    let console = console.and_then(Channel::in_parent);
+    // Detached with a terminal: PID 1 sends the master before it reports ready.
+    let relay = match (console, detached) {
+        (Some(console), true) => match terminal::receive_for_log(&console)? {
+            Some(master) => Relay::Log {
+                master,
+                _console: console,
+            },
+            None => Relay::None,
+        },
+        (Some(console), false) => Relay::Terminal(console),
+        (None, _) => Relay::None,
+    };
+    if detached && message::receive(reports) != Some(Message::Ready) {
+        return Ok(Released::Failed);
+    }
+    state.pid = child.as_raw();
+    state.init = Some(Process::of(child.as_raw()).unwrap_or(Process {
+        pid: child.as_raw(),
+        start: 0,
+    }));
+    state.supervisor = (!engine).then(Process::me);
+    if !detached {
+        state.status = Status::Running;
+        state.started = Some(now());
+    }
+    container.save(state)?;
+    if let Mode::Engine { pid_file, .. } = mode {
+        if let Some(path) = pid_file {
+            write_pid_file(&path, child.as_raw())?;
+        }
+        return Ok(Released::ToTheEngine);
+    }
+    drop(lock);
+    if let Mode::Detached { client } = mode {
+        // Our stderr is still bento create's: from now on it is the log, like stdout.
+        nix::unistd::dup2_stderr(std::io::stdout()).context("cannot send stderr to the log")?;
+        message::send(&client, Message::Ready).context("cannot tell bento create")?;
+    }
+    Ok(Released::Running(relay))
 }
 
 /// The namespaces config.json asks for, except PID (fork_pid_1) and mount (PID 1 makes
@@ -209,19 +278,13 @@ pub fn enter_namespaces(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// `--pid-file`: PID 1's pid on the host, written whole (a new file renamed into place),
-/// for the engine to read once `create` returns.
+/// `--pid-file`: PID 1's pid on the host, for the engine to read once `create` returns.
+/// Root writes it where the engine says, perhaps in a directory another user can write
+/// to: so as a new file nobody could plant (O_EXCL|O_NOFOLLOW, an unpredictable name)
+/// renamed over the path, which replaces a planted symlink instead of following it.
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let partial = path.with_extension(format!("bento-{}", std::process::id()));
-    std::fs::write(&partial, pid.to_string())
-        .with_context(|| format!("cannot write {}", partial.display()))?;
-    std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// One byte from PID 1's report pipe, or None at end of file.
-fn read_byte(pipe: &mut File) -> Option<u8> {
-    let mut byte = [0u8; 1];
-    matches!(pipe.read(&mut byte), Ok(1)).then_some(byte[0])
+    plumbing::files::write_atomically(path, pid.to_string().as_bytes(), 0o644)
+        .context("cannot write the pid file")
 }
 
 /// waitpid(2) until PID 1 has exited; its shell-style status.
@@ -236,7 +299,7 @@ fn record_exit(container: &Container, code: i32, cgroup: Option<&Cgroup>) -> Res
     let Ok(_lock) = container.lock() else {
         return Ok(());
     };
-    let mut state = container.state()?;
+    let mut state = container.record()?;
     state.status = Status::Stopped;
     state.pid = 0;
     state.exit_code = Some(code);

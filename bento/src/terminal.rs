@@ -35,10 +35,23 @@ use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, read, setsid, write};
 use plumbing::Hint;
 
+use crate::message::{self, Message};
+
 // ioctl(2) requests of tty_ioctl(4): the controlling terminal, and the window size.
 nix::ioctl_write_int_bad!(set_controlling_terminal, libc::TIOCSCTTY);
 nix::ioctl_read_bad!(get_window_size, libc::TIOCGWINSZ, libc::winsize);
 nix::ioctl_write_ptr_bad!(set_window_size, libc::TIOCSWINSZ, libc::winsize);
+
+/// Refuses `-t` when stdin is not a terminal: there would be nothing to relay.
+pub fn require_terminal_on_stdin(tty: bool) -> Result<()> {
+    if tty && !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        return Err(crate::errors::Refusal::NoTerminal.error(
+            "-t needs a terminal on stdin, and this one is not",
+            "run it from a terminal, or leave out -t (and pipe input with -i-less redirection)",
+        ));
+    }
+    Ok(())
+}
 
 /// Where the container sends its terminal's master end.
 #[derive(Debug)]
@@ -115,10 +128,8 @@ pub fn attach_to_terminal(console: &Console) -> Result<()> {
             send_master(socket, &master, &name)?;
             // Wait until the host side has put the user's terminal in raw mode and set
             // our window size: nothing should run on a terminal of size 0x0.
-            let mut ready = [0u8; 1];
-            match read(socket, &mut ready) {
-                Ok(1) => {}
-                _ => anyhow::bail!("bento did not take the terminal"),
+            if message::receive(socket) != Some(Message::TerminalReady) {
+                anyhow::bail!("bento did not take the terminal");
             }
         }
         Console::Socket(socket) => send_master(socket, &master, &name)?,
@@ -209,7 +220,8 @@ pub fn relay_terminal(console: &OwnedFd) -> Result<()> {
     cfmakeraw(&mut raw);
     tcsetattr(&stdin, SetArg::TCSANOW, &raw).context("cannot put the terminal in raw mode")?;
     follow_window_size(&master)?;
-    write(console, b"R").context("cannot tell the container its terminal is ready")?;
+    message::send(console, Message::TerminalReady)
+        .context("cannot tell the container its terminal is ready")?;
     relay(&master, true, &mut std::io::stdout())
 }
 
@@ -229,7 +241,8 @@ pub fn receive_for_log(console: &OwnedFd) -> Result<Option<OwnedFd>> {
     };
     // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
     let _ = unsafe { set_window_size(master.as_raw_fd(), &size) };
-    write(console, b"R").context("cannot tell the container its terminal is ready")?;
+    message::send(console, Message::TerminalReady)
+        .context("cannot tell the container its terminal is ready")?;
     Ok(Some(master))
 }
 

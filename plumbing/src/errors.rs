@@ -55,8 +55,13 @@ impl<T, E: Into<anyhow::Error>> Hint<T> for Result<T, E> {
 /// A new error that is `message`, with `hint` under it: `return Err(hinted("no such
 /// container", "bento status --all lists them"))`.
 pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    add_hint(anyhow::anyhow!(message.into()), hint)
+}
+
+/// `error`, with `hint` under it (what [`Hint::hint`] does to a `Result`).
+pub fn add_hint(error: anyhow::Error, hint: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Hinted {
-        error: anyhow::anyhow!(message.into()),
+        error,
         hint: hint.into(),
     })
 }

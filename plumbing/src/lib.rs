@@ -25,7 +25,7 @@ mod signals;
 
 pub use args::{command, parse_size, rootfs, rootfs_location};
 pub use errors::{
-    EXIT_SETUP_FAILED, Hint, exec_error, exit_code, hinted, report, run, with_status,
+    EXIT_SETUP_FAILED, Hint, add_hint, exec_error, exit_code, hinted, report, run, with_status,
 };
 pub use host::user_namespace_hint;
 pub use scratch::{Scratch, names_at, remove_at, remove_leftovers, remove_tree};

@@ -3,18 +3,15 @@
 //! Also the OCI runtime's `create --bundle DIR [--pid-file FILE] [--console-socket SOCK]
 //! ID`, as podman's conmon calls it: the same container, made from the bundle's
 //! config.json instead of an image, with no supervisor left behind (see
-//! [`Mode::Engine`]).
+//! [`crate::supervisor::Mode::Engine`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use super::{Created, Options, check_terminal, create_detached, new_state};
-use crate::gate;
+use crate::config::Options;
 use crate::home::Home;
-use crate::spec::Spec;
-use crate::state::{Container, check_name};
-use crate::supervisor::{self, Mode};
+use crate::lifecycle::{self, Created, How, Source};
 
 /// Create a container: pull the image if needed, prepare the namespaces, the overlay and
 /// the mounts, and leave PID 1 waiting for `bento start`
@@ -49,72 +46,29 @@ pub struct Args {
 
 impl Args {
     pub fn run(self, home: &Home) -> Result<i32> {
-        if let Some(bundle) = &self.bundle {
-            return create_from_bundle(
-                home,
-                &self.name,
-                bundle,
-                Mode::Engine {
+        let (source, how) = match &self.bundle {
+            Some(bundle) => (
+                Source::Bundle(bundle),
+                How::Engine {
                     pid_file: self.pid_file.clone(),
                     console_socket: self.console_socket.clone(),
                 },
-            );
-        }
-        check_terminal(self.options.tty)?;
-        let image = self.image.unwrap_or_default();
-        match create_detached(
-            home,
-            &self.name,
-            &image,
-            &self.command,
-            &self.options,
-            false,
-        )? {
-            Created::Ready(container) => super::done(&container.name),
-            Created::Failed(code) => Ok(code),
-        }
-    }
-}
-
-/// The container `id` from the bundle's config.json: `create --bundle` (mode Engine: PID 1
-/// waits for `start`), or `run --bundle` (Attached: it runs now, and bento waits). Leaves
-/// nothing behind when it fails.
-pub fn create_from_bundle(home: &Home, id: &str, bundle: &Path, mode: Mode) -> Result<i32> {
-    check_name(id)?;
-    let bundle = std::path::absolute(bundle).context("cannot find the bundle")?;
-    let spec = Spec::from_config(&bundle)?;
-    if matches!(mode, Mode::Attached) {
-        // `run`: the terminal is relayed to ours.
-        check_terminal(spec.terminal)?;
-    }
-    if spec.seccomp {
-        eprintln!(
-            "bento: warning: config.json's seccomp profile is not applied (`bento features` says what is)"
-        );
-    }
-    let (container, lock) = Container::create(home, id, |_| {
-        serde_json::to_vec_pretty(&spec).context("cannot encode the spec")
-    })?;
-    let engine = matches!(mode, Mode::Engine { .. });
-    let made = (|| -> Result<i32> {
-        if engine {
-            gate::make(&container.file("exec.fifo"))?;
-        }
-        // `run --bundle` removes the container when it ends, as `runc run` does.
-        let mut state = new_state(&container, &spec, !engine);
-        state.bundle = bundle.clone();
-        supervisor::supervise(&container, lock, &spec, state, mode)
-    })();
-    match made {
-        Ok(0) => Ok(0),
-        Ok(code) if !engine => Ok(code),
-        failed => {
-            // PID 1 failed (and said why), or bento could not make it: leave nothing.
-            if let Ok(state) = container.state() {
-                crate::cgroups::remove(&state.cgroups);
+            ),
+            None => (
+                Source::Image {
+                    image: self.image.as_deref().unwrap_or_default(),
+                    command: &self.command,
+                    options: &self.options,
+                },
+                How::Detached,
+            ),
+        };
+        match lifecycle::create(home, &self.name, source, how, false)? {
+            Created::Ready(container) => {
+                container.print_name();
+                Ok(0)
             }
-            let _ = container.remove();
-            failed
+            Created::Exited(code) => Ok(code),
         }
     }
 }

@@ -16,7 +16,7 @@ pub struct Args {
 
 impl Args {
     pub fn run(self, home: &Home) -> Result<i32> {
-        super::rm::remove(home, &self.name, self.force)?;
+        crate::lifecycle::remove(home, &self.name, self.force)?;
         Ok(0)
     }
 }

@@ -6,7 +6,6 @@ use anyhow::Result;
 use nix::sys::signal::Signal;
 
 use crate::home::Home;
-use crate::state::Container;
 
 /// Send a signal to a container's PID 1 (default SIGKILL: stop it now)
 #[derive(Debug, clap::Args)]
@@ -38,16 +37,8 @@ pub fn parse_signal(text: &str) -> Result<Signal, String> {
 
 impl Args {
     pub fn run(self, home: &Home) -> Result<i32> {
-        let container = Container::open(home, &self.name)?;
-        let (init, state) = super::stop::running(&container)?;
-        init.signal(self.signal)?;
-        if self.signal == Signal::SIGKILL {
-            init.wait_gone(std::time::Duration::from_secs(5));
-            super::stop::wait_for_record(&state);
-        }
-        match container.is_engines() {
-            true => Ok(0),
-            false => super::done(&self.name),
-        }
+        let container = crate::lifecycle::kill(home, &self.name, self.signal)?;
+        container.print_name();
+        Ok(0)
     }
 }

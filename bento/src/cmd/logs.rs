@@ -38,10 +38,9 @@ impl Args {
                 return Ok(0);
             }
             // At the end: follow on while the container may still write.
-            let stopped = container.state().map_or(true, |mut state| {
-                state.refresh();
-                state.status == Status::Stopped
-            });
+            let stopped = container
+                .state()
+                .map_or(true, |state| state.status == Status::Stopped);
             if stopped {
                 // One last read: what it wrote just before it stopped.
                 std::io::copy(&mut log, &mut out).context("cannot write")?;

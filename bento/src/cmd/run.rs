@@ -2,14 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use super::create::create_from_bundle;
-use super::{Created, Options, build_spec, check_terminal, create_detached, new_state};
+use crate::config::Options;
 use crate::home::Home;
-use crate::image::Images;
-use crate::state::{Container, check_name, random_id, write_atomically};
-use crate::supervisor::{self, Mode};
+use crate::lifecycle::{self, Created, How, Source};
+use crate::state::random_id;
 
 /// Run a command in a new container, attached to its output (or detached with -d), and
 /// exit with its status
@@ -44,54 +42,50 @@ impl Args {
                 self.command.is_empty(),
                 "with --bundle, the command is config.json's process.args"
             );
-            return create_from_bundle(home, &self.image, bundle, Mode::Attached);
+            // `runc run`: attached, and removed when it ends.
+            let source = Source::Bundle(bundle);
+            return exited(lifecycle::create(
+                home,
+                &self.image,
+                source,
+                How::Attached,
+                true,
+            )?);
         }
-        check_terminal(self.options.tty)?;
-        let name = match &self.name {
-            Some(name) => name.clone(),
+        let name = match self.name {
+            Some(name) => name,
             None => random_id()?,
         };
-        check_name(&name)?;
-        if self.detach {
-            return match create_detached(
+        let source = Source::Image {
+            image: &self.image,
+            command: &self.command,
+            options: &self.options,
+        };
+        if !self.detach {
+            // Attached: bento itself is the supervisor, and PID 1 inherits our terminal.
+            return exited(lifecycle::create(
                 home,
                 &name,
-                &self.image,
-                &self.command,
-                &self.options,
+                source,
+                How::Attached,
                 self.rm,
-            )? {
-                Created::Ready(container) => {
-                    super::start::start(&container)?;
-                    super::done(&name)
-                }
-                Created::Failed(code) => Ok(code),
-            };
+            )?);
         }
-        // Attached: bento itself is the supervisor, and PID 1 inherits our terminal.
-        let image = Images::at(&home.images).get_or_pull(&self.image)?;
-        let (config, spec) = build_spec(
-            &name,
-            &image,
-            &self.command,
-            &self.options,
-            &home.containers.join(&name),
-        )?;
-        let (container, lock) = Container::create(home, &name, |_| {
-            serde_json::to_vec_pretty(&spec).context("cannot encode the spec")
-        })?;
-        if let Err(error) = write_atomically(&container.file("config.json"), &config) {
-            let _ = container.remove();
-            return Err(error);
-        }
-        let state = new_state(&container, &spec, self.rm);
-        match supervisor::supervise(&container, lock, &spec, state, Mode::Attached) {
-            Ok(code) => Ok(code),
-            Err(error) => {
-                // Nothing ran: leave nothing behind.
-                let _ = container.remove();
-                Err(error)
+        match lifecycle::create(home, &name, source, How::Detached, self.rm)? {
+            Created::Ready(_) => {
+                let container = lifecycle::start(home, &name)?;
+                container.print_name();
+                Ok(0)
             }
+            Created::Exited(code) => Ok(code),
         }
+    }
+}
+
+/// The status of an attached container (it never stays created).
+fn exited(created: Created) -> Result<i32> {
+    match created {
+        Created::Exited(code) => Ok(code),
+        Created::Ready(container) => anyhow::bail!("{} was left created", container.name),
     }
 }

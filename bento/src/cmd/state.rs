@@ -4,7 +4,6 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::home::Home;
-use crate::spec::Spec;
 use crate::state::{Container, Status};
 
 /// Print a container's OCI state: ociVersion, id, status (created, running, stopped),
@@ -30,13 +29,9 @@ struct OciState {
 impl Args {
     pub fn run(self, home: &Home) -> Result<i32> {
         let container = Container::open(home, &self.name)?;
-        let mut state = container.state()?;
         // Stopped once PID 1 has exited: an engine (conmon) waited for it, not us.
-        state.refresh();
-        let spec: Spec = serde_json::from_slice(
-            &std::fs::read(container.file("spec.json")).context("cannot read the spec")?,
-        )
-        .context("corrupt spec.json")?;
+        let state = container.state()?;
+        let spec = container.spec()?;
         let oci = OciState {
             oci_version: state.oci_version,
             id: state.id,

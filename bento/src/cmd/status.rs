@@ -29,8 +29,7 @@ impl Args {
         let mut states = Vec::new();
         for container in &containers {
             // A container removed since we listed it is simply not shown.
-            if let Ok(mut state) = container.state() {
-                state.refresh();
+            if let Ok(state) = container.state() {
                 states.push(state);
             }
         }

@@ -3,12 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use nix::sys::signal::Signal;
 
-use crate::errors::Refusal;
 use crate::home::Home;
-use crate::process::Process;
-use crate::state::{Container, State, Status};
+use crate::lifecycle::{self, Stopped};
 
 /// Stop a container gracefully: SIGTERM, then SIGKILL after the grace period
 #[derive(Debug, clap::Args)]
@@ -22,40 +19,15 @@ pub struct Args {
 
 impl Args {
     pub fn run(self, home: &Home) -> Result<i32> {
-        let container = Container::open(home, &self.name)?;
-        let (init, state) = running(&container)?;
-        // A created container has not run anything that could handle SIGTERM.
-        if state.status == Status::Running {
-            init.signal(Signal::SIGTERM)?;
+        let grace = Duration::from_secs(self.time);
+        let (container, stopped) = lifecycle::stop(home, &self.name, grace)?;
+        if let Stopped::Killed = stopped {
+            eprintln!(
+                "bento: {} did not stop within {} s of SIGTERM: it was sent SIGKILL",
+                self.name, self.time
+            );
         }
-        // PID 1 has no default action for SIGTERM (pid_namespaces(7)): a command that does
-        // not handle it ignores it, and only SIGKILL, which cannot be ignored, ends it.
-        if state.status == Status::Created || !init.wait_gone(Duration::from_secs(self.time)) {
-            let _ = init.signal(Signal::SIGKILL);
-            init.wait_gone(Duration::from_secs(5));
-        }
-        wait_for_record(&state);
-        super::done(&self.name)
-    }
-}
-
-/// PID 1 of a created or running container, checked; the container's state.
-pub fn running(container: &Container) -> Result<(Process, State)> {
-    let mut state = container.state()?;
-    state.refresh();
-    match (state.status, state.init) {
-        (Status::Created | Status::Running, Some(init)) => Ok((init, state)),
-        _ => Err(Refusal::NotRunning.error(
-            format!("container {:?} is not running", container.name),
-            "`bento status --all` shows what runs; `bento start NAME` starts a created one",
-        )),
-    }
-}
-
-/// Waits (a little) for the supervisor to record the exit status, so that `status` right
-/// after `stop` shows it.
-pub fn wait_for_record(state: &State) {
-    if let Some(supervisor) = state.supervisor {
-        supervisor.wait_gone(Duration::from_secs(5));
+        container.print_name();
+        Ok(0)
     }
 }

@@ -1,7 +1,15 @@
-//! PID 1: what the container's first process does between fork(2) and execve(2), one
-//! lesson per line, in the order the kernel needs them. The supervisor has already made
-//! the user, UTS, IPC and network namespaces; this process is PID 1 of the new PID
-//! namespace.
+//! The two ways into a container, side by side (as runc keeps its standard and setns
+//! inits): what a process does between fork(2) and execve(2).
+//!
+//! - [`container`]: PID 1 of a new container, one lesson per line, in the order the kernel
+//!   needs them. The supervisor has already made the user, UTS, IPC and network
+//!   namespaces; this process is PID 1 of the new PID namespace.
+//! - [`exec`]: one more process in a running container (`bento exec`), forked after its
+//!   parent joined the container's namespaces (join.rs).
+//!
+//! Both end the same way ([`enter`], then [`become_command`]): find the program, go to the
+//! working directory, take the terminal, drop to the user and privileges the spec asks
+//! for, and exec.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -12,6 +20,7 @@ use nix::unistd::{AccessFlags, access, chdir, execve};
 use plumbing::Hint;
 
 use crate::gate::Gate;
+use crate::message::{self, Message};
 use crate::overlay::Layers;
 use crate::spec::{Spec, get_env};
 use crate::terminal::{self, Console};
@@ -43,10 +52,29 @@ pub struct Init<'a> {
     pub die_with_parent: bool,
 }
 
-/// Becomes the container: returns only with the error that stopped it.
-pub fn init(init: &Init, start: Start) -> anyhow::Error {
+/// PID 1: becomes the container; returns only with the error that stopped it.
+pub fn container(init: &Init, start: Start) -> anyhow::Error {
     match prepare(init, start) {
-        Ok(program) => exec_command(&program, init.spec),
+        Ok(program) => become_command(&program, init.spec),
+        Err(error) => error,
+    }
+}
+
+/// `bento exec`'s process, already inside the container's namespaces and root: joins the
+/// container's cgroup, then ends as PID 1 does. Returns only with the error that stopped it.
+pub fn exec(
+    spec: &Spec,
+    cgroup: Option<&cgroups::Cgroup>,
+    console: Option<&Console>,
+) -> anyhow::Error {
+    let entered = (|| -> Result<CString> {
+        if let Some(cgroup) = cgroup {
+            cgroup.join()?;
+        }
+        enter(spec, console)
+    })();
+    match entered {
+        Ok(program) => become_command(&program, spec),
         Err(error) => error,
     }
 }
@@ -80,14 +108,7 @@ fn prepare(init: &Init, start: Start) -> Result<CString> {
     mounts::pivot_into(&root)?;
     rootfs::finish(spec)?;
     // Checked now, not at `start`: a command that is not there is create's error (127).
-    let program = find_program(spec)?;
-    chdir(spec.cwd.as_str())
-        .with_context(|| format!("cannot enter the working directory {}", spec.cwd))
-        .hint("the directory must exist in the image (-w DIR)")?;
-    if let Some(console) = init.console {
-        // From the container's own devpts, now that /dev/ptmx is the container's.
-        terminal::attach_to_terminal(console)?;
-    }
+    let program = enter(spec, init.console)?;
     if let (
         Start::AtTheGate {
             ready,
@@ -100,24 +121,45 @@ fn prepare(init: &Init, start: Start) -> Result<CString> {
         report_ready(ready, errors_to_log)?;
         gate.wait()?;
     }
-    // Last, once nothing more needs root's powers: the user, limits and capabilities.
-    privileges::apply(spec)?;
     Ok(program)
+}
+
+/// The ending both inits share, first half: the program to run (checked to be there),
+/// the working directory, and the terminal (from the container's own devpts, now that
+/// /dev/ptmx is the container's).
+fn enter(spec: &Spec, console: Option<&Console>) -> Result<CString> {
+    let program = find_program(spec)?;
+    chdir(spec.cwd.as_str())
+        .with_context(|| format!("cannot enter the working directory {}", spec.cwd))
+        .hint("the directory must exist in the container (-w DIR, or process.cwd)")?;
+    if let Some(console) = console {
+        terminal::attach_to_terminal(console)?;
+    }
+    Ok(program)
+}
+
+/// The ending both inits share, second half: last, once nothing more needs root's
+/// powers, the user, limits and capabilities; then execve(2). Returns only on failure.
+fn become_command(program: &CString, spec: &Spec) -> anyhow::Error {
+    if let Err(error) = privileges::apply(spec) {
+        return error;
+    }
+    exec_command(program, spec)
 }
 
 /// Tells the supervisor that PID 1 is prepared. From now on errors go to the log (our
 /// stdout), not to the terminal of `bento create`, which is about to return.
-fn report_ready(mut ready: &std::fs::File, errors_to_log: bool) -> Result<()> {
+fn report_ready(ready: &std::fs::File, errors_to_log: bool) -> Result<()> {
     if errors_to_log {
         nix::unistd::dup2_stderr(std::io::stdout()).context("cannot send stderr to the log")?;
     }
-    std::io::Write::write_all(&mut ready, b"1").context("cannot tell the supervisor")
+    message::send(ready, Message::Ready).context("cannot tell the supervisor")
 }
 
 /// The program that execve(2) will run: `args[0]` itself when it holds a `/`, otherwise
 /// the first executable file of that name in the container's PATH, as execvp(3) would
 /// search it. 127 when there is none, 126 when there is one that cannot be executed.
-pub fn find_program(spec: &Spec) -> Result<CString> {
+fn find_program(spec: &Spec) -> Result<CString> {
     let name = spec
         .args
         .first()
@@ -155,7 +197,7 @@ pub fn find_program(spec: &Spec) -> Result<CString> {
 
 /// execve(2): the command takes over PID 1, with the container's arguments and
 /// environment. Returns only on failure, with the error to report.
-pub fn exec_command(program: &CString, spec: &Spec) -> anyhow::Error {
+fn exec_command(program: &CString, spec: &Spec) -> anyhow::Error {
     let strings = |list: &[String]| -> Result<Vec<CString>> {
         list.iter()
             .map(|s| CString::new(s.as_str()).context("an argument contains a NUL byte"))

@@ -1,0 +1,139 @@
+//! A container of bento's own, described the way an engine would describe it: the
+//! options of `bento create` and `bento run`, and the image's defaults, written out as an
+//! OCI `config.json`. From there on, bento's containers and an engine's take one path
+//! ([`Spec::from_oci`]): the two front ends cannot drift apart.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use crate::image::Pulled;
+use crate::spec::{IMAGE, IMAGE_ID, OVERLAY_LOWER, Spec, default_env, set_env};
+use crate::state::OCI_VERSION;
+
+/// How a container is made: the options `create` and `run` share.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Options {
+    /// Set an environment variable (repeatable)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The working directory inside the container (default: the image's, or /)
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The container's hostname (default: its name)
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Give the command a terminal (needs one on stdin)
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
+    /// Memory limit, e.g. 64m, 1g (cgroups)
+    #[arg(long, value_name = "SIZE", value_parser = plumbing::parse_size)]
+    pub memory: Option<u64>,
+    /// Most processes the container may have at once (cgroups)
+    #[arg(long = "pids-limit", value_name = "N")]
+    pub pids_limit: Option<u64>,
+}
+
+/// The container's `config.json` for `image` and the command line: the image's defaults,
+/// then ours, written as an engine would write it, so that bento's own containers and an
+/// engine's take the same path from here on ([`Spec::from_config`]). The container's
+/// directory is its bundle; the root is an overlay of the image (see spec.rs's annotations).
+pub fn build_config(
+    name: &str,
+    image: &Pulled,
+    command: &[String],
+    options: &Options,
+) -> Result<serde_json::Value> {
+    let hostname = options.hostname.clone().unwrap_or_else(|| name.to_string());
+    crate::state::check_hostname(&hostname)?;
+    let mut env = default_env(&hostname, options.tty);
+    for pair in image.config.env.iter().chain(&options.env) {
+        if !pair.contains('=') {
+            return Err(anyhow::anyhow!("{pair:?} is not KEY=VALUE"))
+                .context("bad environment variable");
+        }
+        set_env(&mut env, pair);
+    }
+    let mut args = image.config.entrypoint.clone();
+    match command.is_empty() {
+        true => args.extend(image.config.cmd.iter().cloned()),
+        false => args.extend(command.iter().cloned()),
+    }
+    if args.is_empty() {
+        args = vec!["/bin/sh".into()];
+    }
+    let cwd = options
+        .workdir
+        .clone()
+        .or_else(|| Some(image.config.working_dir.clone()).filter(|dir| !dir.is_empty()))
+        .unwrap_or_else(|| "/".into());
+    let mut resources = serde_json::Map::new();
+    if let Some(limit) = options.memory {
+        resources.insert("memory".into(), json!({ "limit": limit }));
+    }
+    if let Some(limit) = options.pids_limit {
+        resources.insert("pids".into(), json!({ "limit": limit }));
+    }
+    let map = |id: u32| json!([{ "containerID": 0, "hostID": id, "size": 1 }]);
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    // Steps 01-09 in config.json's words: the namespaces (user first, one id mapped), the
+    // hostname, /proc, a /dev of its own with devpts and shm. No capabilities listed:
+    // the command keeps all of them, inside its user namespace.
+    Ok(json!({
+        "ociVersion": OCI_VERSION,
+        "root": { "path": "root", "readonly": false },
+        "hostname": hostname,
+        "process": {
+            "terminal": options.tty,
+            "user": { "uid": 0, "gid": 0 },
+            "args": args,
+            "env": env,
+            "cwd": cwd,
+        },
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc",
+              "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+              "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+        ],
+        "linux": {
+            "namespaces": [
+                { "type": "user" }, { "type": "uts" }, { "type": "ipc" },
+                { "type": "network" }, { "type": "pid" }, { "type": "mount" },
+            ],
+            "uidMappings": map(uid),
+            "gidMappings": map(gid),
+            "resources": resources,
+        },
+        "annotations": {
+            IMAGE: image.name,
+            IMAGE_ID: image.id,
+            OVERLAY_LOWER: image.rootfs,
+        },
+    }))
+}
+
+/// The container spec for `image` and the command line, through its config.json (kept in
+/// the container's directory, `bundle`, for the curious).
+pub fn build_spec(
+    name: &str,
+    image: &Pulled,
+    command: &[String],
+    options: &Options,
+    bundle: &Path,
+) -> Result<(Vec<u8>, Spec)> {
+    let config = build_config(name, image, command, options)?;
+    let parsed: oci_spec::runtime::Spec =
+        serde_json::from_value(config.clone()).context("bento wrote a bad config.json")?;
+    let spec = Spec::from_oci(&parsed, bundle)?;
+    let text = serde_json::to_vec_pretty(&config).context("cannot encode config.json")?;
+    Ok((text, spec))
+}

@@ -1,0 +1,412 @@
+//! A container's life, in one place: create, start, exec, stop, kill, remove. The
+//! commands in `cmd/` turn their arguments into one call here, and nothing else.
+//!
+//! ```text
+//!            create                start               exit, stop, kill
+//!   (none) ─────────► created ─────────────► running ───────────────────► stopped
+//!                        │                      │ exec                        │ remove
+//!                        └──── kill, stop ──────┴─────────────────────────────┴──────► (none)
+//! ```
+//!
+//! Which status each step needs, and how a command is refused when the container is not
+//! in it, is said once, in [`Container::require`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use nix::sys::signal::Signal;
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, fork, setsid};
+
+use crate::config::{Options, build_spec};
+use crate::gate;
+use crate::home::Home;
+use crate::image::Images;
+use crate::join::join_namespaces;
+use crate::message::{self, Message};
+use crate::spec::{Spec, set_env};
+use crate::state::{Container, Lock, Need, State, Status, check_name};
+use crate::supervisor::{self, Mode};
+use crate::terminal::{self, Channel, require_terminal_on_stdin};
+use crate::time::now;
+
+/// What a container is made from.
+pub enum Source<'a> {
+    /// An image, and the command line of `bento create`/`run` (bento's own front end:
+    /// config.rs writes the config.json).
+    Image {
+        image: &'a str,
+        command: &'a [String],
+        options: &'a Options,
+    },
+    /// An OCI bundle: a directory with an engine's config.json.
+    Bundle(&'a Path),
+}
+
+/// Who waits for the container, and how it starts.
+pub enum How {
+    /// `bento run`: bento is the supervisor, in the foreground; the command starts at
+    /// once, on bento's stdin, stdout and stderr (or a terminal of its own, relayed).
+    Attached,
+    /// `bento create`, `run -d`: a supervisor of its own in the background; PID 1 waits
+    /// for `start`; its output goes to the container's log.
+    Detached,
+    /// An engine's `create --bundle`: PID 1 waits for `start`, and is the engine's to
+    /// wait for (see [`Mode::Engine`]).
+    Engine {
+        pid_file: Option<PathBuf>,
+        console_socket: Option<PathBuf>,
+    },
+}
+
+/// What became of a creation.
+pub enum Created {
+    /// The container exists (created: PID 1 waits at the gate).
+    Ready(Container),
+    /// It ran (attached) or could not be made (its reason was printed): its status.
+    Exited(i32),
+}
+
+/// Makes the container `name`, and for [`How::Attached`] runs it to its end. Leaves nothing
+/// behind when it fails. `auto_remove`: remove it once it stops (`run --rm`, `run
+/// --bundle`).
+pub fn create(
+    home: &Home,
+    name: &str,
+    source: Source,
+    how: How,
+    auto_remove: bool,
+) -> Result<Created> {
+    check_name(name)?;
+    let (spec, config, bundle) = match source {
+        Source::Image {
+            image,
+            command,
+            options,
+        } => {
+            require_terminal_on_stdin(options.tty)?;
+            let image = Images::at(&home.images).get_or_pull(image)?;
+            let bundle = home.containers.join(name);
+            let (config, spec) = build_spec(name, &image, command, options, &bundle)?;
+            (spec, Some(config), None)
+        }
+        Source::Bundle(bundle) => {
+            let bundle = std::path::absolute(bundle).context("cannot find the bundle")?;
+            let spec = Spec::from_config(&bundle)?;
+            if matches!(how, How::Attached) {
+                // `run --bundle`: the terminal is relayed to ours.
+                require_terminal_on_stdin(spec.terminal)?;
+            }
+            (spec, None, Some(bundle))
+        }
+    };
+    if spec.seccomp {
+        eprintln!(
+            "bento: warning: config.json's seccomp profile is not applied (`bento features` says what is)"
+        );
+    }
+    let attached = matches!(how, How::Attached);
+    let (container, lock) = Container::create(home, name, &spec)?;
+    let made = (|| -> Result<Created> {
+        let mut state = State::new(&container, &spec, auto_remove);
+        if let Some(config) = &config {
+            container.save_config(config)?;
+        }
+        if let Some(bundle) = bundle {
+            // An engine's bundle is where its config.json is, not our directory.
+            state.bundle = bundle;
+        }
+        if !attached {
+            gate::make(&container.file("exec.fifo"))?;
+        }
+        match how {
+            How::Attached => supervisor::supervise(&container, lock, &spec, state, Mode::Attached)
+                .map(Created::Exited),
+            How::Detached => detach(&container, lock, &spec, state),
+            How::Engine {
+                pid_file,
+                console_socket,
+            } => {
+                let mode = Mode::Engine {
+                    pid_file,
+                    console_socket,
+                };
+                match supervisor::supervise(&container, lock, &spec, state, mode)? {
+                    0 => Ok(Created::Ready(container.clone())),
+                    code => Ok(Created::Exited(code)),
+                }
+            }
+        }
+    })();
+    match made {
+        Ok(Created::Exited(code)) if code != 0 && !attached => {
+            forget(&container);
+            Ok(Created::Exited(code))
+        }
+        Ok(created) => Ok(created),
+        Err(error) => {
+            // Nothing ran, or PID 1 failed and said why: leave nothing behind.
+            forget(&container);
+            Err(error)
+        }
+    }
+}
+
+/// Removes what a failed creation made (its cgroup and its directory).
+fn forget(container: &Container) {
+    if let Ok(state) = container.record() {
+        crate::cgroups::remove(&state.cgroups);
+    }
+    let _ = container.remove();
+}
+
+/// `bento create`, `run -d`: forks the container's supervisor, which makes PID 1 and
+/// tells us (a message on a pipe) once PID 1 waits at the gate.
+fn detach(container: &Container, lock: Lock, spec: &Spec, state: State) -> Result<Created> {
+    let log = crate::log::create(container)?;
+    let (reader, writer) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make a pipe")?;
+    // SAFETY: bento is single-threaded, so the child may go on running Rust code.
+    match unsafe { fork() }.context("fork failed")? {
+        ForkResult::Child => {
+            drop(reader);
+            // A session of its own (no terminal to hang up on it), stdin from /dev/null,
+            // stdout to the log (stderr follows once the container exists).
+            let supervised = (|| -> Result<i32> {
+                setsid().context("setsid failed")?;
+                let null = std::fs::File::open("/dev/null").context("cannot open /dev/null")?;
+                nix::unistd::dup2_stdin(&null).context("cannot redirect stdin")?;
+                nix::unistd::dup2_stdout(&log).context("cannot redirect stdout")?;
+                let client = std::fs::File::from(writer);
+                supervisor::supervise(container, lock, spec, state, Mode::Detached { client })
+            })();
+            let code = supervised.unwrap_or_else(|error| plumbing::report(&error));
+            std::process::exit(code);
+        }
+        ForkResult::Parent { child } => {
+            drop(writer);
+            if message::receive(&reader) == Some(Message::Ready) {
+                return Ok(Created::Ready(container.clone()));
+            }
+            // The supervisor or PID 1 failed (and said why): take its status, and leave
+            // nothing (our copy of the lock is still held).
+            let code = waitpid(child, None)
+                .map(plumbing::exit_code)
+                .unwrap_or(plumbing::EXIT_SETUP_FAILED);
+            forget(container);
+            drop(lock);
+            Ok(Created::Exited(code))
+        }
+    }
+}
+
+/// `bento start`: opens the gate, and records that the container runs. The lock is held
+/// throughout, so that a command which exits at once is recorded as stopped *after* this.
+pub fn start(home: &Home, name: &str) -> Result<Container> {
+    let container = Container::open(home, name)?;
+    let _lock = container.lock()?;
+    let mut state = container.require(Need::Created)?;
+    let init = state.init.context("the state names no PID 1")?;
+    gate::open_gate(&container.file("exec.fifo"), &init)?;
+    let _ = std::fs::remove_file(container.file("exec.fifo"));
+    state.status = Status::Running;
+    state.started = Some(now());
+    container.save(&state)?;
+    Ok(container)
+}
+
+/// How `stop` ended the container.
+pub enum Stopped {
+    /// Its command heeded SIGTERM (or it was only created: SIGKILL at once).
+    Gracefully,
+    /// SIGTERM was not heeded within the grace period: SIGKILL followed.
+    Killed,
+}
+
+/// `bento stop`: SIGTERM, then SIGKILL after `grace`.
+pub fn stop(home: &Home, name: &str, grace: Duration) -> Result<(Container, Stopped)> {
+    let container = Container::open(home, name)?;
+    let state = container.require(Need::Alive)?;
+    let init = state.init.context("the state names no PID 1")?;
+    let mut stopped = Stopped::Gracefully;
+    // A created container has not run anything that could handle SIGTERM.
+    if state.status == Status::Running {
+        init.signal(Signal::SIGTERM)?;
+    }
+    // PID 1 has no default action for SIGTERM (pid_namespaces(7)): a command that does
+    // not handle it ignores it, and only SIGKILL, which cannot be ignored, ends it.
+    if state.status == Status::Created || !init.wait_gone(grace) {
+        if state.status == Status::Running {
+            stopped = Stopped::Killed;
+        }
+        let _ = init.signal(Signal::SIGKILL);
+        init.wait_gone(Duration::from_secs(5));
+    }
+    wait_for_record(&state);
+    Ok((container, stopped))
+}
+
+/// `bento kill`: a signal to PID 1; after SIGKILL, waits until its end is recorded.
+pub fn kill(home: &Home, name: &str, signal: Signal) -> Result<Container> {
+    let container = Container::open(home, name)?;
+    let state = container.require(Need::Alive)?;
+    let init = state.init.context("the state names no PID 1")?;
+    init.signal(signal)?;
+    if signal == Signal::SIGKILL {
+        init.wait_gone(Duration::from_secs(5));
+        wait_for_record(&state);
+    }
+    Ok(container)
+}
+
+/// Waits (a little) for the supervisor to record the exit status, so that `status` right
+/// after `stop` shows it.
+fn wait_for_record(state: &State) {
+    if let Some(supervisor) = state.supervisor {
+        supervisor.wait_gone(Duration::from_secs(5));
+    }
+}
+
+/// `bento rm`, `delete`: removes one container. Its mounts live in its own mount
+/// namespace, which the kernel tears down with its last process: what is left on the host
+/// is its directory, and its cgroup. `force`: kill it first if it runs.
+pub fn remove(home: &Home, name: &str, force: bool) -> Result<()> {
+    let container = Container::open(home, name)?;
+    let state = match force {
+        true => container.state()?,
+        false => container.require(Need::Stopped)?,
+    };
+    if state.status != Status::Stopped
+        && let Some(init) = state.init
+    {
+        let _ = init.signal(Signal::SIGKILL);
+        init.wait_gone(Duration::from_secs(5));
+    }
+    // The supervisor records the exit (or removes a --rm container) as it ends: let it.
+    wait_for_record(&state);
+    let Ok(_lock) = container.lock() else {
+        // Removed meanwhile (a --rm container's supervisor did it).
+        return Ok(());
+    };
+    // A supervisor that was killed could not remove the cgroup.
+    crate::cgroups::remove(&state.cgroups);
+    container.remove()
+}
+
+/// What `bento exec` runs.
+pub enum Process {
+    /// An OCI process.json (what engines pass): it replaces the container's whole process.
+    Oci(PathBuf),
+    /// A command, with changes to the container's process.
+    Command {
+        args: Vec<String>,
+        env: Vec<String>,
+        workdir: Option<String>,
+        tty: bool,
+    },
+}
+
+/// How `exec` hands its process over.
+pub struct ExecOptions {
+    /// Write the process's pid here.
+    pub pid_file: Option<PathBuf>,
+    /// Return as soon as it runs (an engine waits for it).
+    pub detach: bool,
+    /// Send the terminal's master here (an engine's), instead of relaying it.
+    pub console_socket: Option<PathBuf>,
+}
+
+/// `bento exec`: one more process in the running container `name`, in its namespaces,
+/// root, cgroup, working directory and environment. Its exit status, or 0 detached.
+pub fn exec(home: &Home, name: &str, process: Process, options: ExecOptions) -> Result<i32> {
+    if options.console_socket.is_none()
+        && let Process::Command { tty, .. } = &process
+    {
+        require_terminal_on_stdin(*tty)?;
+    }
+    let container = Container::open(home, name)?;
+    let state = container.require(Need::Running)?;
+    let init = state.init.context("the state names no PID 1")?;
+    let mut spec = container.spec()?;
+    match process {
+        Process::Oci(path) => {
+            let process: oci_spec::runtime::Process = serde_json::from_slice(
+                &std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
+            )
+            .with_context(|| format!("{} is not an OCI process", path.display()))?;
+            spec.set_process(&process);
+        }
+        Process::Command {
+            args,
+            env,
+            workdir,
+            tty,
+        } => {
+            spec.args = args;
+            for pair in &env {
+                set_env(&mut spec.env, pair);
+            }
+            if let Some(dir) = workdir {
+                spec.cwd = dir;
+            }
+            spec.terminal = tty;
+            if tty {
+                set_env(&mut spec.env, "TERM=xterm");
+            }
+        }
+    }
+    // Opened now: once in the container's mount namespace, the host's paths are gone.
+    let pid_file = match &options.pid_file {
+        Some(path) => Some(plumbing::files::open_parent(path)?),
+        None => None,
+    };
+    // Opened now, before the namespaces: as root (v1) its files belong to the real root.
+    let cgroup = match state.cgroups.as_slice() {
+        [] => None,
+        dirs => Some(crate::cgroups::Cgroup::open(dirs)?),
+    };
+    // `-t`: the command sends its terminal's master end to us or to the engine
+    // (terminal.rs); connected before we join the container's mount namespace.
+    let console = match spec.terminal {
+        true => Some(Channel::new(options.console_socket.as_deref())?),
+        false => None,
+    };
+    join_namespaces(&init)?;
+    plumbing::catch_signals()?;
+    // SAFETY: bento is single-threaded, so the child may go on running Rust code.
+    match unsafe { fork() }.context("fork failed")? {
+        ForkResult::Child => {
+            // Now inside the container's PID namespace, with its root.
+            let console = console.map(Channel::in_child);
+            let error = crate::init::exec(&spec, cgroup.as_ref(), console.as_ref());
+            std::process::exit(plumbing::report(&error));
+        }
+        ForkResult::Parent { child } => {
+            if let Some((dir, file)) = &pid_file {
+                let pid = child.as_raw().to_string();
+                if let Err(error) = plumbing::files::write_atomically_at(
+                    std::os::fd::AsFd::as_fd(dir),
+                    file,
+                    pid.as_bytes(),
+                    0o644,
+                ) {
+                    let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                    let _ = waitpid(child, None);
+                    return Err(error.context("cannot write the pid file"));
+                }
+            }
+            if options.detach {
+                return Ok(0);
+            }
+            plumbing::forward_signals(child);
+            let relayed = match console.and_then(Channel::in_parent) {
+                Some(ours) => terminal::relay_terminal(&ours),
+                None => Ok(()),
+            };
+            let status = waitpid(child, None).context("waitpid failed")?;
+            relayed?;
+            Ok(plumbing::exit_code(status))
+        }
+    }
+}
