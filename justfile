@@ -291,6 +291,8 @@ test:
     just _check-workflow
     cargo build --quiet --workspace
     just _build-steps
+    @# The tests' probe runs inside busybox root filesystems: static, like the steps.
+    just _build bento-tests >/dev/null
     INSTA_UPDATE=no cargo test --quiet --workspace
 
 # Validate the GitHub workflow template against its schema (check-jsonschema, from PyPI)

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::image::Pulled;
-use crate::spec::{IMAGE, IMAGE_ID, OVERLAY_LOWER, Spec, default_env, set_env};
+use crate::spec::{IMAGE, IMAGE_ID, LOG_SIZE_MAX, OVERLAY_LOWER, Spec, default_env, set_env};
 use crate::state::OCI_VERSION;
 
 /// How a container is made: the options `create` and `run` share.
@@ -33,6 +33,9 @@ pub struct Options {
     /// Most processes the container may have at once (cgroups)
     #[arg(long = "pids-limit", value_name = "N")]
     pub pids_limit: Option<u64>,
+    /// Detached: rotate the log at this size, keeping one older file (default 8m)
+    #[arg(long = "log-size-max", value_name = "SIZE", value_parser = plumbing::parse_size)]
+    pub log_size_max: Option<u64>,
 }
 
 /// The container's `config.json` for `image` and the command line: the image's defaults,
@@ -75,14 +78,39 @@ pub fn build_config(
     if let Some(limit) = options.pids_limit {
         resources.insert("pids".into(), json!({ "limit": limit }));
     }
-    let map = |id: u32| json!([{ "containerID": 0, "hostID": id, "size": 1 }]);
-    let (uid, gid) = (
-        nix::unistd::getuid().as_raw(),
-        nix::unistd::getgid().as_raw(),
-    );
-    // Steps 01-09 in config.json's words: the namespaces (user first, one id mapped), the
-    // hostname, /proc, a /dev of its own with devpts and shm. No capabilities listed:
-    // the command keeps all of them, inside its user namespace.
+    // Steps 01-09 in config.json's words: the namespaces, the hostname, /proc, a /dev of
+    // its own with devpts and shm; and what runc and podman give every container, so that
+    // root inside keeps only what it needs (step 11): a short list of capabilities,
+    // no_new_privs, and the parts of /proc and /sys that speak for the whole machine
+    // hidden or read-only.
+    let mut namespaces = vec![
+        json!({ "type": "uts" }),
+        json!({ "type": "ipc" }),
+        json!({ "type": "network" }),
+        json!({ "type": "pid" }),
+        json!({ "type": "mount" }),
+    ];
+    let mut linux = json!({
+        "resources": resources,
+        "maskedPaths": MASKED_PATHS,
+        "readonlyPaths": READONLY_PATHS,
+    });
+    if !nix::unistd::geteuid().is_root() {
+        // Rootless: a user namespace first (step 02), uid 0 inside mapped to us outside.
+        // As root, there is none, as with runc and podman as root: root inside is the
+        // host's root, held back by the capabilities and paths above (a user namespace
+        // whose root is not the host's would need the image's files owned by other ids).
+        let map = |id: u32| json!([{ "containerID": 0, "hostID": id, "size": 1 }]);
+        namespaces.insert(0, json!({ "type": "user" }));
+        linux["uidMappings"] = map(nix::unistd::getuid().as_raw());
+        linux["gidMappings"] = map(nix::unistd::getgid().as_raw());
+    }
+    linux["namespaces"] = json!(namespaces);
+    let capabilities = json!({
+        "bounding": DEFAULT_CAPABILITIES,
+        "effective": DEFAULT_CAPABILITIES,
+        "permitted": DEFAULT_CAPABILITIES,
+    });
     Ok(json!({
         "ociVersion": OCI_VERSION,
         "root": { "path": "root", "readonly": false },
@@ -93,6 +121,8 @@ pub fn build_config(
             "args": args,
             "env": env,
             "cwd": cwd,
+            "capabilities": capabilities,
+            "noNewPrivileges": true,
         },
         "mounts": [
             { "destination": "/proc", "type": "proc", "source": "proc",
@@ -104,22 +134,59 @@ pub fn build_config(
             { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
         ],
-        "linux": {
-            "namespaces": [
-                { "type": "user" }, { "type": "uts" }, { "type": "ipc" },
-                { "type": "network" }, { "type": "pid" }, { "type": "mount" },
-            ],
-            "uidMappings": map(uid),
-            "gidMappings": map(gid),
-            "resources": resources,
-        },
+        "linux": linux,
         "annotations": {
             IMAGE: image.name,
             IMAGE_ID: image.id,
             OVERLAY_LOWER: image.rootfs,
+            LOG_SIZE_MAX: options.log_size_max.unwrap_or(crate::log::DEFAULT_SIZE_MAX).to_string(),
         },
     }))
 }
+
+/// The capabilities a container's root keeps (capabilities(7)): podman's default list.
+/// Enough to own files, change users, bind low ports and send signals; not
+/// CAP_SYS_ADMIN (mount, and most of the kernel), CAP_SYS_PTRACE, CAP_SYS_MODULE, CAP_NET_ADMIN…
+pub const DEFAULT_CAPABILITIES: [&str; 11] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
+
+/// Covered (a file by /dev/null, a directory by an empty read-only tmpfs): the kernel's
+/// memory, its keys, timers and firmware, which a container has no business reading.
+pub const MASKED_PATHS: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/fs/selinux",
+    "/sys/dev/block",
+];
+
+/// Read-only: the whole machine's settings. /proc/sys holds the kernel's (sysctl), among
+/// them kernel.core_pattern, the program the kernel runs, as root, when a process crashes.
+pub const READONLY_PATHS: [&str; 6] = [
+    "/proc/asound",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// The container spec for `image` and the command line, through its config.json (kept in
 /// the container's directory, `bundle`, for the curious).

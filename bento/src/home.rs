@@ -81,6 +81,13 @@ pub fn private_dir(dir: &Path) -> Result<()> {
         }
         Err(error) => return Err(error).with_context(|| format!("cannot use {}", dir.display())),
     }
+    check_private(dir)
+}
+
+/// Checks that `dir` is a directory of ours that nobody else may write to. Everything bento
+/// believes (a pid to signal, a cgroup to remove) comes from such a directory: in one that
+/// another user could write, they could name root's processes and directories.
+pub fn check_private(dir: &Path) -> Result<()> {
     let meta =
         fs::symlink_metadata(dir).with_context(|| format!("cannot use {}", dir.display()))?;
     let me = nix::unistd::geteuid().as_raw();

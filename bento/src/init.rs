@@ -24,7 +24,7 @@ use crate::message::{self, Message};
 use crate::overlay::Layers;
 use crate::spec::{Spec, get_env};
 use crate::terminal::{self, Console};
-use crate::{cgroups, dev, mounts, overlay, pid, privileges, rootfs};
+use crate::{caller, cgroups, dev, mounts, overlay, pid, privileges, rootfs};
 
 /// How PID 1 starts the command.
 pub enum Start<'a> {
@@ -125,23 +125,29 @@ fn prepare(init: &Init, start: Start) -> Result<CString> {
 }
 
 /// The ending both inits share, first half: the program to run (checked to be there),
-/// the working directory, and the terminal (from the container's own devpts, now that
-/// /dev/ptmx is the container's).
+/// the working directory, and a session of its own: with the terminal of its own (from
+/// the container's devpts, now that /dev/ptmx is the container's), or with none, so that
+/// the caller's terminal is not its controlling terminal (caller.rs).
 fn enter(spec: &Spec, console: Option<&Console>) -> Result<CString> {
     let program = find_program(spec)?;
     chdir(spec.cwd.as_str())
         .with_context(|| format!("cannot enter the working directory {}", spec.cwd))
         .hint("the directory must exist in the container (-w DIR, or process.cwd)")?;
-    if let Some(console) = console {
-        terminal::attach_to_terminal(console)?;
+    match console {
+        Some(console) => terminal::attach_to_terminal(console)?,
+        None => caller::leave_callers_session()?,
     }
     Ok(program)
 }
 
-/// The ending both inits share, second half: last, once nothing more needs root's
-/// powers, the user, limits and capabilities; then execve(2). Returns only on failure.
+/// The ending both inits share, second half: a keyring of its own; last, once nothing
+/// more needs root's powers, the user, limits and capabilities; the caller's descriptors
+/// marked to close; then execve(2). Returns only on failure.
 fn become_command(program: &CString, spec: &Spec) -> anyhow::Error {
-    if let Err(error) = privileges::apply(spec) {
+    let prepared = caller::fresh_keyring()
+        .and_then(|()| privileges::apply(spec))
+        .and_then(|()| caller::close_callers_descriptors(spec.preserve_fds));
+    if let Err(error) = prepared {
         return error;
     }
     exec_command(program, spec)

@@ -45,12 +45,15 @@
 //! - [`state`], [`home`], [`process`], [`log`], [`time`]: where state lives, how it is
 //!   written safely, how a pid is told from its successor, a detached container's output,
 //!   and the time as OCI prints it;
+//! - [`caller`], [`sealed`]: nothing of the caller (terminal, keyring, descriptors) reaches
+//!   a container, and bento's own binary is never reachable from inside;
 //! - [`errors`]: one line, a hint, and a distinct exit status for each refusal.
 //!
 //! Bento is single-threaded on purpose: unshare(2) refuses CLONE_NEWUSER to a threaded
 //! process, setns(2) refuses to move one into a user namespace, and after fork(2) only
 //! a single-threaded program may go on running ordinary code.
 
+pub mod caller;
 pub mod cgroups;
 pub mod cmd;
 pub mod config;
@@ -72,6 +75,7 @@ pub mod privileges;
 pub mod proc;
 pub mod process;
 pub mod rootfs;
+pub mod sealed;
 pub mod spec;
 pub mod state;
 pub mod supervisor;

@@ -40,8 +40,9 @@ pub enum Source<'a> {
         command: &'a [String],
         options: &'a Options,
     },
-    /// An OCI bundle: a directory with an engine's config.json.
-    Bundle(&'a Path),
+    /// An OCI bundle: a directory with an engine's config.json; the engine passes
+    /// descriptors 3 to 3 + `preserve_fds` - 1 on to the command (runc's --preserve-fds).
+    Bundle { dir: &'a Path, preserve_fds: u32 },
 }
 
 /// Who waits for the container, and how it starts.
@@ -91,9 +92,10 @@ pub fn create(
             let (config, spec) = build_spec(name, &image, command, options, &bundle)?;
             (spec, Some(config), None)
         }
-        Source::Bundle(bundle) => {
-            let bundle = std::path::absolute(bundle).context("cannot find the bundle")?;
-            let spec = Spec::from_config(&bundle)?;
+        Source::Bundle { dir, preserve_fds } => {
+            let bundle = std::path::absolute(dir).context("cannot find the bundle")?;
+            let mut spec = Spec::from_config(&bundle)?;
+            spec.preserve_fds = preserve_fds;
             if matches!(how, How::Attached) {
                 // `run --bundle`: the terminal is relayed to ours.
                 require_terminal_on_stdin(spec.terminal)?;
@@ -101,6 +103,11 @@ pub fn create(
             (spec, None, Some(bundle))
         }
     };
+    if !spec.new_namespace("pid") {
+        // PID 1 joins a PID namespace where others may see it before its exec: run from
+        // bento's sealed copy (sealed.rs). This starts the command over, from the copy.
+        crate::sealed::run_sealed()?;
+    }
     if spec.seccomp {
         eprintln!(
             "bento: warning: config.json's seccomp profile is not applied (`bento features` says what is)"
@@ -179,7 +186,12 @@ fn detach(container: &Container, lock: Lock, spec: &Spec, state: State) -> Resul
                 nix::unistd::dup2_stdin(&null).context("cannot redirect stdin")?;
                 nix::unistd::dup2_stdout(&log).context("cannot redirect stdout")?;
                 let client = std::fs::File::from(writer);
-                supervisor::supervise(container, lock, spec, state, Mode::Detached { client })
+                let log_size_max = spec.log_size_max.unwrap_or(crate::log::DEFAULT_SIZE_MAX);
+                let mode = Mode::Detached {
+                    client,
+                    log_size_max,
+                };
+                supervisor::supervise(container, lock, spec, state, mode)
             })();
             let code = supervised.unwrap_or_else(|error| plumbing::report(&error));
             std::process::exit(code);
@@ -315,11 +327,15 @@ pub struct ExecOptions {
     pub detach: bool,
     /// Send the terminal's master here (an engine's), instead of relaying it.
     pub console_socket: Option<PathBuf>,
+    /// Pass descriptors 3 to 3 + N - 1 on to the process.
+    pub preserve_fds: u32,
 }
 
 /// `bento exec`: one more process in the running container `name`, in its namespaces,
 /// root, cgroup, working directory and environment. Its exit status, or 0 detached.
 pub fn exec(home: &Home, name: &str, process: Process, options: ExecOptions) -> Result<i32> {
+    // Its process joins a container whose processes can see it: from bento's sealed copy.
+    crate::sealed::run_sealed()?;
     if options.console_socket.is_none()
         && let Process::Command { tty, .. } = &process
     {
@@ -335,6 +351,7 @@ pub fn exec(home: &Home, name: &str, process: Process, options: ExecOptions) -> 
                 &std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
             )
             .with_context(|| format!("{} is not an OCI process", path.display()))?;
+            crate::spec::check_process(&process)?;
             spec.set_process(&process);
         }
         Process::Command {
@@ -356,6 +373,7 @@ pub fn exec(home: &Home, name: &str, process: Process, options: ExecOptions) -> 
             }
         }
     }
+    spec.preserve_fds = options.preserve_fds;
     // Opened now: once in the container's mount namespace, the host's paths are gone.
     let pid_file = match &options.pid_file {
         Some(path) => Some(plumbing::files::open_parent(path)?),
@@ -372,6 +390,9 @@ pub fn exec(home: &Home, name: &str, process: Process, options: ExecOptions) -> 
         true => Some(Channel::new(options.console_socket.as_deref())?),
         false => None,
     };
+    // From here on this process is inside the container, where its processes can see it:
+    // not dumpable, so that they may not ptrace it nor open its /proc/PID/exe (sealed.rs).
+    crate::sealed::not_dumpable()?;
     join_namespaces(&init)?;
     plumbing::catch_signals()?;
     // SAFETY: bento is single-threaded, so the child may go on running Rust code.

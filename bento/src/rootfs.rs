@@ -17,7 +17,6 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::mount::{MsFlags, mount};
 use nix::sys::stat::{Mode, SFlag, fstatat, mkdirat};
-use nix::sys::statvfs::{FsFlags, statvfs};
 
 use crate::spec::{Mount, Spec};
 
@@ -136,24 +135,23 @@ fn mount_one(root: &OwnedFd, entry: &Mount) -> Result<()> {
     let data = options.data.join(",");
     let data = (!data.is_empty()).then_some(data.as_str());
     if bind {
-        let mut flags = MsFlags::MS_BIND;
-        if options.recursive {
-            flags |= MsFlags::MS_REC;
+        // A bind mount made read-only (or nosuid…) in two steps, mount then remount by
+        // path, can be raced: a rename between the two leaves it writable. So the copy of
+        // the source tree is made detached (open_tree(2)), given its flags while no one
+        // can reach it (mount_setattr(2)), and only then attached (move_mount(2)) on the
+        // mount point we hold: no path is resolved twice.
+        let tree = clone_tree(&entry.source, options.recursive)?;
+        set_attributes(&tree, options.flags, MsFlags::empty(), options.recursive)?;
+        attach(&tree, &target)?;
+        if !options.propagation.is_empty() {
+            set_attributes(
+                &tree,
+                MsFlags::empty(),
+                options.propagation,
+                options.recursive,
+            )?;
         }
-        mount(
-            Some(entry.source.as_str()),
-            at.as_str(),
-            None::<&str>,
-            flags,
-            None::<&str>,
-        )?;
-        // A bind mount takes none of the other flags: a remount applies them (mount(2),
-        // MS_REMOUNT|MS_BIND), to the new mount, which is what the path now reaches.
-        let flags = options.flags - MsFlags::MS_REMOUNT;
-        if !flags.is_empty() {
-            let mounted = beneath(root, &entry.destination)?;
-            remount(&fd_path(&mounted), flags)?;
-        }
+        return Ok(());
     } else if entry.kind == "proc" {
         // Step 05's lesson, as it is (always nosuid, nodev, noexec).
         crate::proc::mount_proc(Path::new(&at))?;
@@ -173,16 +171,114 @@ fn mount_one(root: &OwnedFd, entry: &Mount) -> Result<()> {
         )?;
     }
     if !options.propagation.is_empty() {
+        // The new mount sits on top of the mount point we hold: reach it beneath the root
+        // (its propagation is all that changes; its flags were set as it was made).
         let mounted = beneath(root, &entry.destination)?;
-        mount(
-            None::<&str>,
-            fd_path(&mounted).as_str(),
-            None::<&str>,
-            options.propagation,
-            None::<&str>,
-        )?;
+        set_attributes(&mounted, MsFlags::empty(), options.propagation, false)?;
     }
     Ok(())
+}
+
+/// open_tree(2) OPEN_TREE_CLONE: a copy of the mount tree at `source` (with its submounts
+/// when `recursive`), attached nowhere, held by the descriptor returned.
+fn clone_tree(source: &str, recursive: bool) -> Result<OwnedFd> {
+    let source = std::ffi::CString::new(source).context("a mount source holds a NUL byte")?;
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: open_tree(2) reads one C string and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, source.as_ptr(), flags) };
+    owned(fd).with_context(|| format!("cannot copy the mount at {source:?} (open_tree)"))
+}
+
+/// mount_setattr(2): sets `flags` (as mount_attr's MOUNT_ATTR_* bits) and `propagation` on
+/// the mount a descriptor holds (a detached copy, or a path beneath the mount's root), and
+/// only those: what the kernel locked stays as it was, and nothing is resolved again.
+fn set_attributes(
+    tree: &OwnedFd,
+    flags: MsFlags,
+    propagation: MsFlags,
+    recursive: bool,
+) -> Result<()> {
+    // SAFETY: mount_attr is plain integers, for which zero is a valid value.
+    let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
+    for (ms, mount_attr) in [
+        (MsFlags::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, libc::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NODIRATIME, libc::MOUNT_ATTR_NODIRATIME),
+    ] {
+        if flags.contains(ms) {
+            attr.attr_set |= mount_attr;
+        }
+    }
+    // The access-time mode is one field: set it whole, or leave it.
+    for (ms, mode) in [
+        (MsFlags::MS_NOATIME, libc::MOUNT_ATTR_NOATIME),
+        (MsFlags::MS_STRICTATIME, libc::MOUNT_ATTR_STRICTATIME),
+        (MsFlags::MS_RELATIME, libc::MOUNT_ATTR_RELATIME),
+    ] {
+        if flags.contains(ms) {
+            attr.attr_clr |= libc::MOUNT_ATTR__ATIME;
+            attr.attr_set |= mode;
+        }
+    }
+    attr.propagation = (propagation - MsFlags::MS_REC).bits();
+    if attr.attr_set == 0 && attr.attr_clr == 0 && attr.propagation == 0 {
+        return Ok(());
+    }
+    let mut at = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive || propagation.contains(MsFlags::MS_REC) {
+        at |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: mount_setattr(2) reads one mount_attr of the size we pass.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            at,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    owned_result(done).context("cannot set the mount's flags (mount_setattr)")
+}
+
+/// move_mount(2): attaches the mount `tree` holds on the mount point `target` holds.
+fn attach(tree: &OwnedFd, target: &OwnedFd) -> Result<()> {
+    let flags = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
+    // SAFETY: move_mount(2) with two descriptors and empty C strings.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+        )
+    };
+    owned_result(done).context("cannot attach the mount (move_mount)")
+}
+
+/// A descriptor a system call returned, or its error.
+fn owned(fd: libc::c_long) -> Result<OwnedFd> {
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: the kernel just gave us this descriptor, and nothing else owns it.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
+}
+
+/// 0, or the system call's error.
+fn owned_result(done: libc::c_long) -> Result<()> {
+    match done {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error().into()),
+    }
 }
 
 /// `/sys/fs/cgroup`. On a cgroup v2 machine, a cgroup2 file system (read-only, as the
@@ -201,31 +297,6 @@ fn mount_cgroup(at: &str, flags: MsFlags) -> Result<()> {
             Some("mode=755"),
         )?;
     }
-    Ok(())
-}
-
-/// Remounts the mount at `at` with `flags`, keeping the ones the kernel locked (in a user
-/// namespace, a bind of a nosuid/nodev/noexec mount must stay so: mount(2) EPERM).
-fn remount(at: &str, flags: MsFlags) -> Result<()> {
-    let mut keep = MsFlags::empty();
-    if let Ok(stat) = statvfs(at) {
-        for (fs, ms) in [
-            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        ] {
-            if stat.flags().contains(fs) {
-                keep |= ms;
-            }
-        }
-    }
-    mount(
-        None::<&str>,
-        at,
-        None::<&str>,
-        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags | keep,
-        None::<&str>,
-    )?;
     Ok(())
 }
 
@@ -320,46 +391,59 @@ pub fn finish(spec: &Spec) -> Result<()> {
         mask(path).with_context(|| format!("cannot mask {path}"))?;
     }
     for path in &spec.readonly_paths {
-        if fs::symlink_metadata(path).is_ok() {
-            mount(
-                Some(path.as_str()),
-                path.as_str(),
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .with_context(|| format!("cannot bind {path}"))?;
-            remount(path, MsFlags::MS_RDONLY)
+        if let Ok(at) = open_path(path) {
+            // A read-only copy of the mount tree at `path`, attached over it: the same
+            // three steps as a read-only bind (mount_one), on the one descriptor we hold.
+            let tree = clone_tree_at(&at)?;
+            set_attributes(&tree, MsFlags::MS_RDONLY, MsFlags::empty(), true)
                 .with_context(|| format!("cannot make {path} read-only"))?;
+            attach(&tree, &at).with_context(|| format!("cannot make {path} read-only"))?;
         }
     }
     if spec.readonly_root {
-        remount("/", MsFlags::MS_RDONLY).context("cannot make the root read-only")?;
+        let root = open_path("/")?;
+        set_attributes(&root, MsFlags::MS_RDONLY, MsFlags::empty(), false)
+            .context("cannot make the root read-only")?;
     }
     Ok(())
 }
 
+/// An O_PATH descriptor of `path` in the container (after pivot_root: its own paths).
+fn open_path(path: &str) -> Result<OwnedFd> {
+    nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .with_context(|| format!("cannot open {path}"))
+}
+
+/// [`clone_tree`] of the mount tree a descriptor holds, with its submounts.
+fn clone_tree_at(at: &OwnedFd) -> Result<OwnedFd> {
+    let flags = libc::OPEN_TREE_CLONE
+        | libc::OPEN_TREE_CLOEXEC
+        | libc::AT_RECURSIVE as libc::c_uint
+        | libc::AT_EMPTY_PATH as libc::c_uint;
+    // SAFETY: open_tree(2) with a descriptor and an empty C string.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, at.as_raw_fd(), c"".as_ptr(), flags) };
+    owned(fd).context("cannot copy the mount (open_tree)")
+}
+
 /// `linux.maskedPaths`: a file disappears under /dev/null, a directory under an empty
-/// read-only tmpfs (what `/proc/kcore` and `/sys/firmware` become in a container).
+/// read-only tmpfs (what `/proc/kcore` and `/sys/firmware` become in a container). Each
+/// path is opened once, and covered through that descriptor.
 fn mask(path: &str) -> Result<()> {
-    let Ok(meta) = fs::metadata(path) else {
+    let Ok(at) = open_path(path) else {
         return Ok(()); // nothing there to hide
     };
-    match meta.is_dir() {
+    let is_dir = nix::sys::stat::fstat(&at).is_ok_and(|stat| {
+        SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+    });
+    match is_dir {
         true => mount(
             Some("tmpfs"),
-            path,
+            fd_path(&at).as_str(),
             Some("tmpfs"),
             MsFlags::MS_RDONLY,
             None::<&str>,
         )?,
-        false => mount(
-            Some("/dev/null"),
-            path,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )?,
+        false => attach(&clone_tree("/dev/null", false)?, &at)?,
     }
     Ok(())
 }

@@ -27,6 +27,8 @@ pub const IMAGE_ID: &str = "org.bento.image.id";
 /// The image's root filesystem: `root.path` gets an overlay with this below, the
 /// container's own layer above (podman mounts that overlay itself, before calling us).
 pub const OVERLAY_LOWER: &str = "org.bento.overlay.lower";
+/// A detached container's log rotates at this many bytes (`--log-size-max`; log.rs).
+pub const LOG_SIZE_MAX: &str = "org.bento.log-size-max";
 
 /// A container, ready to be made.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -89,6 +91,13 @@ pub struct Spec {
     /// A seccomp profile was given (bento does not apply it: see `bento features`).
     #[serde(default)]
     pub seccomp: bool,
+    /// A detached container's log rotates at this size (log.rs).
+    #[serde(default)]
+    pub log_size_max: Option<u64>,
+    /// Descriptors 3 to 3 + N-1 an engine passes on to the command (`--preserve-fds N`):
+    /// every other descriptor past 2 is closed at the exec.
+    #[serde(default)]
+    pub preserve_fds: u32,
     /// `annotations`, for `bento state`.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
@@ -232,12 +241,17 @@ impl Spec {
             // root.path is relative to the bundle, or absolute (config.md, "Root").
             rootfs: bundle.join(root.path()),
             overlay_lower: annotations.get(OVERLAY_LOWER).map(PathBuf::from),
+            log_size_max: annotations
+                .get(LOG_SIZE_MAX)
+                .and_then(|size| size.parse().ok()),
             readonly_root: root.readonly().unwrap_or(false),
             hostname: config.hostname().clone().unwrap_or_default(),
+            // 0 and -1 mean "no limit" (runc reads them so), not "no memory at all".
             memory: resources
                 .memory()
                 .and_then(|m| m.limit())
-                .and_then(|limit| u64::try_from(limit).ok()),
+                .and_then(|limit| u64::try_from(limit).ok())
+                .filter(|limit| *limit > 0),
             pids_limit: resources
                 .pids()
                 .and_then(|p| u64::try_from(p.limit()).ok())
@@ -281,6 +295,7 @@ impl Spec {
             annotations,
             ..Spec::default()
         };
+        check_process(process)?;
         spec.set_process(process);
         Ok(spec)
     }
@@ -327,6 +342,46 @@ impl Spec {
         self.no_new_privileges = process.no_new_privileges().unwrap_or(false);
         self.oom_score_adj = process.oom_score_adj();
     }
+}
+
+/// What runc refuses in a `process` before anything runs, refused here too: at `create`,
+/// not after `start` has returned 0 (and a uid of 4294967295, -1, is not root).
+pub fn check_process(process: &oci_spec::runtime::Process) -> Result<()> {
+    let user = process.user();
+    let ids = [("uid", user.uid()), ("gid", user.gid())]
+        .into_iter()
+        .chain(
+            user.additional_gids()
+                .iter()
+                .flatten()
+                .map(|gid| ("additionalGids", *gid)),
+        );
+    for (field, id) in ids {
+        anyhow::ensure!(
+            id <= i32::MAX as u32,
+            "process.user.{field} {id} is out of range: uids and gids must be in range 0-2147483647"
+        );
+    }
+    for (field, list) in [("args", process.args()), ("env", process.env())] {
+        if let Some(bad) = list.iter().flatten().find(|item| item.contains('\0')) {
+            anyhow::bail!("process.{field} holds a NUL byte (in {bad:?})");
+        }
+    }
+    for limit in process.rlimits().iter().flatten() {
+        anyhow::ensure!(
+            limit.soft() <= limit.hard(),
+            "process.rlimits: {}'s soft limit {} is above its hard limit {}",
+            limit.typ(),
+            limit.soft(),
+            limit.hard()
+        );
+    }
+    anyhow::ensure!(
+        process.cwd().is_absolute(),
+        "process.cwd {:?} is relative: it must be an absolute path",
+        process.cwd()
+    );
+    Ok(())
 }
 
 /// `CAP_CHOWN` for oci-spec's `CHOWN` or `CAP_CHOWN`.

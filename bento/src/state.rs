@@ -29,7 +29,7 @@ use nix::fcntl::{AT_FDCWD, Flock, FlockArg, RenameFlags, renameat2};
 use serde::{Deserialize, Serialize};
 
 use crate::errors::Refusal;
-use crate::home::{Home, private_dir};
+use crate::home::{Home, check_private, private_dir};
 use crate::overlay::Layers;
 use crate::process::{Process, boot_id};
 use crate::spec::Spec;
@@ -234,6 +234,18 @@ impl Container {
             name: name.to_string(),
             dir: home.containers.join(name),
         };
+        // Trust nothing from a directory another user could have written: not the
+        // containers' directory, not the container's (home.rs).
+        for dir in [&home.containers, &container.dir] {
+            if fs::symlink_metadata(dir).is_ok()
+                && let Err(why) = check_private(dir)
+            {
+                return Err(Refusal::UnknownContainer.error(
+                    format!("no container named {name:?} that can be trusted: {why}"),
+                    "its state could have been written by another user: bento ignores it",
+                ));
+            }
+        }
         if fs::symlink_metadata(container.file("state.json")).is_err() {
             return Err(Refusal::UnknownContainer.error(
                 format!("no container named {name:?}"),
@@ -245,6 +257,9 @@ impl Container {
 
     /// Every complete container, by name.
     pub fn all(home: &Home) -> Result<Vec<Container>> {
+        if fs::symlink_metadata(&home.containers).is_ok() {
+            check_private(&home.containers)?;
+        }
         let mut names: Vec<String> = match fs::read_dir(&home.containers) {
             Ok(entries) => entries
                 .flatten()

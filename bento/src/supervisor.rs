@@ -29,7 +29,7 @@ use crate::spec::Spec;
 use crate::state::{Container, Lock, State, Status};
 use crate::terminal::{self, Channel};
 use crate::time::now;
-use crate::{join, net, pid, userns, uts};
+use crate::{join, log, net, pid, userns, uts};
 use plumbing::Hint;
 
 /// How the supervisor runs.
@@ -38,7 +38,7 @@ pub enum Mode {
     Attached,
     /// `bento create`: PID 1 waits at the gate; `client` (a pipe to `bento create`) is
     /// told with one byte once the container is created.
-    Detached { client: File },
+    Detached { client: File, log_size_max: u64 },
     /// An engine's `create --bundle` (OCI): PID 1 waits at the gate, and no supervisor
     /// stays. `bento create` writes PID 1's pid to `pid_file` and exits; PID 1 is then
     /// reparented to the engine's process (conmon, a subreaper: prctl(2)
@@ -76,6 +76,14 @@ pub fn supervise(
     let engine = matches!(mode, Mode::Engine { .. });
     // `-t`: PID 1 sends its terminal's master end over this pair (terminal.rs), or to the
     // engine's console socket.
+    // Detached: PID 1 writes into this pipe, and we copy it into the log, which we keep
+    // within its size (log.rs).
+    let output = match detached && !engine {
+        true => {
+            Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make a pipe")?)
+        }
+        false => None,
+    };
     let console = match (spec.terminal, &mode) {
         (true, Mode::Engine { console_socket, .. }) => {
             let socket = console_socket
@@ -90,6 +98,11 @@ pub fn supervise(
     let child = match pid::fork_pid_1(spec)? {
         ForkResult::Child => {
             drop(reports);
+            if let Some((_, writer)) = &output
+                && let Err(error) = nix::unistd::dup2_stdout(writer)
+            {
+                std::process::exit(plumbing::report(&error.into()));
+            }
             let console = console.map(Channel::in_child);
             let fifo = container.file("exec.fifo");
             let start = match detached {
@@ -114,7 +127,13 @@ pub fn supervise(
         ForkResult::Parent { child } => child,
     };
     drop(report);
-    let released = release(container, lock, &mut state, mode, child, &reports, console);
+    let output = output.map(|(reader, _)| File::from(reader));
+    let from_pid_1 = FromPid1 {
+        reports: &reports,
+        console,
+        output,
+    };
+    let released = release(container, lock, &mut state, mode, child, from_pid_1);
     let relay = match released {
         Ok(Released::Running(relay)) => relay,
         Ok(Released::ToTheEngine) => return Ok(0),
@@ -174,9 +193,15 @@ enum Relay {
     /// To the user's terminal (`run -t`): keys in, output out.
     Terminal(std::os::fd::OwnedFd),
     /// To the log (`run -d -t`): output only.
-    Log {
+    TerminalToLog {
         master: std::os::fd::OwnedFd,
         _console: std::os::fd::OwnedFd,
+        log: log::Writer,
+    },
+    /// To the log (`run -d`): what PID 1 writes into its output pipe.
+    Log {
+        output: File,
+        log: log::Writer,
     },
 }
 
@@ -185,9 +210,20 @@ impl Relay {
         match self {
             Relay::None => Ok(()),
             Relay::Terminal(console) => terminal::relay_terminal(&console),
-            Relay::Log { master, .. } => terminal::log_terminal(&master),
+            Relay::TerminalToLog {
+                master, mut log, ..
+            } => terminal::log_terminal(&master, &mut log),
+            Relay::Log { output, mut log } => log.copy_from(output),
         }
     }
+}
+
+/// What PID 1 talks to the supervisor on: its reports (Ready, Failed), its terminal, its
+/// output (detached).
+struct FromPid1<'a> {
+    reports: &'a File,
+    console: Option<Channel>,
+    output: Option<File>,
 }
 
 /// After the fork: waits until PID 1 is ready (detached), records it, and tells whoever
@@ -198,9 +234,13 @@ fn release(
     state: &mut State,
     mode: Mode,
     child: Pid,
-    reports: &File,
-    console: Option<Channel>,
+    from_pid_1: FromPid1,
 ) -> Result<Released> {
+    let FromPid1 {
+        reports,
+        console,
+        output,
+    } = from_pid_1;
     let detached = !matches!(mode, Mode::Attached);
     let engine = matches!(mode, Mode::Engine { .. });
     if !engine {
@@ -208,17 +248,23 @@ fn release(
     }
     // Our end only: when PID 1 is gone, reading it gives end of file.
     let console = console.and_then(Channel::in_parent);
+    let log = match &mode {
+        Mode::Detached { log_size_max, .. } => Some(log::Writer::new(container, *log_size_max)?),
+        _ => None,
+    };
     // Detached with a terminal: PID 1 sends the master before it reports ready.
-    let relay = match (console, detached) {
-        (Some(console), true) => match terminal::receive_for_log(&console)? {
-            Some(master) => Relay::Log {
+    let relay = match (console, log, output) {
+        (Some(console), Some(log), _) => match terminal::receive_for_log(&console)? {
+            Some(master) => Relay::TerminalToLog {
                 master,
                 _console: console,
+                log,
             },
             None => Relay::None,
         },
-        (Some(console), false) => Relay::Terminal(console),
-        (None, _) => Relay::None,
+        (Some(console), None, _) => Relay::Terminal(console),
+        (None, Some(log), Some(output)) => Relay::Log { output, log },
+        (None, _, _) => Relay::None,
     };
     if detached && message::receive(reports) != Some(Message::Ready) {
         return Ok(Released::Failed);
@@ -241,7 +287,7 @@ fn release(
         return Ok(Released::ToTheEngine);
     }
     drop(lock);
-    if let Mode::Detached { client } = mode {
+    if let Mode::Detached { client, .. } = mode {
         // Our stderr is still bento create's: from now on it is the log, like stdout.
         nix::unistd::dup2_stderr(std::io::stdout()).context("cannot send stderr to the log")?;
         message::send(&client, Message::Ready).context("cannot tell bento create")?;

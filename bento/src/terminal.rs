@@ -247,8 +247,8 @@ pub fn receive_for_log(console: &OwnedFd) -> Result<Option<OwnedFd>> {
 }
 
 /// Copies the container's terminal output to the log until no process holds its pts.
-pub fn log_terminal(master: &OwnedFd) -> Result<()> {
-    relay(master, false, &mut std::io::stdout())
+pub fn log_terminal(master: &OwnedFd, log: &mut impl Write) -> Result<()> {
+    relay(master, false, log)
 }
 
 /// Puts the user's terminal back as it was, when dropped (tcsetattr(3)).

@@ -225,11 +225,18 @@ pub fn build_rootfs(path: &Path) {
 /// The static breakout probe that `just test` built (`just _build-steps`), if this machine
 /// can link static binaries.
 fn static_breakout() -> Option<PathBuf> {
+    static_binary("breakout")
+}
+
+/// A static binary that `just test` built (`just _build`: the steps' probes, the tests'
+/// helpers), to run inside a busybox root filesystem; `None` if this machine cannot link
+/// static binaries.
+pub fn static_binary(name: &str) -> Option<PathBuf> {
     let target = workspace().join("target");
     let cache = std::fs::read_to_string(target.join(".bento-build-target")).ok()?;
     let (triple, static_ok) = cache.trim().split_once(' ')?;
-    let probe = target.join(triple).join("release/breakout");
-    (static_ok == "yes" && probe.is_file()).then_some(probe)
+    let binary = target.join(triple).join("release").join(name);
+    (static_ok == "yes" && binary.is_file()).then_some(binary)
 }
 
 /// `chown -R uid:uid`, without following symlinks.

@@ -27,6 +27,15 @@ pub struct Args {
     /// With --bundle: send the terminal's master to this unix socket (process.terminal)
     #[arg(long = "console-socket", value_name = "SOCKET", requires = "bundle")]
     pub console_socket: Option<PathBuf>,
+    /// With --bundle: pass descriptors 3 to 3+N-1 on to the container's command (every
+    /// other one past 2 is closed)
+    #[arg(
+        long = "preserve-fds",
+        value_name = "N",
+        default_value_t = 0,
+        requires = "bundle"
+    )]
+    pub preserve_fds: u32,
     /// Accepted for engines' sake (runc's flags)
     #[arg(long = "no-pivot", hide = true)]
     pub no_pivot: bool,
@@ -48,7 +57,10 @@ impl Args {
     pub fn run(self, home: &Home) -> Result<i32> {
         let (source, how) = match &self.bundle {
             Some(bundle) => (
-                Source::Bundle(bundle),
+                Source::Bundle {
+                    dir: bundle,
+                    preserve_fds: self.preserve_fds,
+                },
                 How::Engine {
                     pid_file: self.pid_file.clone(),
                     console_socket: self.console_socket.clone(),

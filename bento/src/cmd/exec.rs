@@ -37,6 +37,9 @@ pub struct Args {
     /// Send the terminal's master to this unix socket (process.terminal)
     #[arg(long = "console-socket", value_name = "SOCKET")]
     pub console_socket: Option<PathBuf>,
+    /// Pass descriptors 3 to 3+N-1 on to the process (every other one past 2 is closed)
+    #[arg(long = "preserve-fds", value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
     /// The container's name
     pub name: String,
     /// The command and its arguments
@@ -63,6 +66,7 @@ impl Args {
             pid_file: self.pid_file,
             detach: self.detach,
             console_socket: self.console_socket,
+            preserve_fds: self.preserve_fds,
         };
         lifecycle::exec(home, &self.name, process, options)
     }

@@ -26,6 +26,14 @@ pub struct Args {
     /// an image: `run --bundle DIR ID`, as `runc run` does
     #[arg(short = 'b', long, value_name = "DIR", conflicts_with_all = ["rm", "detach", "name"])]
     pub bundle: Option<PathBuf>,
+    /// With --bundle: pass descriptors 3 to 3+N-1 on to the command
+    #[arg(
+        long = "preserve-fds",
+        value_name = "N",
+        default_value_t = 0,
+        requires = "bundle"
+    )]
+    pub preserve_fds: u32,
     #[command(flatten)]
     pub options: Options,
     /// The image (as for `bento create`); with --bundle, the container's id
@@ -43,7 +51,10 @@ impl Args {
                 "with --bundle, the command is config.json's process.args"
             );
             // `runc run`: attached, and removed when it ends.
-            let source = Source::Bundle(bundle);
+            let source = Source::Bundle {
+                dir: bundle,
+                preserve_fds: self.preserve_fds,
+            };
             return exited(lifecycle::create(
                 home,
                 &self.image,
