@@ -283,7 +283,7 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// 1. Root in a root-run container was the host's root: it wrote host sysctls (826 of
+/// Attack 1: Root in a root-run container was the host's root: it wrote host sysctls (826 of
 /// them, kernel.core_pattern among them: a crash then runs the container's script as host
 /// root), and with CAP_SYS_ADMIN it could unmount whatever hid /proc/sys.
 #[test]
@@ -311,7 +311,7 @@ fn a_root_run_container_cannot_write_the_hosts_sysctls() {
     );
 }
 
-/// 2. CVE-2019-5736: the process `bento exec` forks joins the container before its
+/// Attack 2: CVE-2019-5736: the process `bento exec` forks joins the container before its
 /// execve, and is visible there meanwhile: dumpable, its /proc/PID/exe the host's bento. The
 /// container stopped it, took hold of that file, and once bento had exited wrote over it:
 /// root's next bento ran the attacker's code.
@@ -407,7 +407,7 @@ fn with_fd_7(command: &mut Command, dir: &Path) {
     }
 }
 
-/// 3. The caller's descriptors reached the container (the CVE-2024-21626 class): with
+/// Attack 3: The caller's descriptors reached the container (the CVE-2024-21626 class): with
 /// `7</`, the container read the host's files through /proc/self/fd/7.
 #[test]
 fn the_callers_descriptors_never_reach_the_container() {
@@ -451,7 +451,7 @@ fn the_callers_descriptors_never_reach_the_container() {
     lab.ok(&["rm", "-f", "box"]);
 }
 
-/// 4. TIOCSTI: without `-t`, the container shared the caller's terminal *as its
+/// Attack 4: TIOCSTI: without `-t`, the container shared the caller's terminal *as its
 /// controlling terminal*, and pushed a command into the caller's shell.
 #[test]
 fn a_container_cannot_type_into_the_callers_terminal() {
@@ -524,7 +524,7 @@ fn with_a_secret_key(command: &mut Command) {
     }
 }
 
-/// 5. The caller's session keyring was the container's: it read a key the caller added.
+/// Attack 5: The caller's session keyring was the container's: it read a key the caller added.
 #[test]
 fn a_container_gets_a_session_keyring_of_its_own() {
     let Some(lab) = Lab::new() else { return };
@@ -584,7 +584,7 @@ fn plant(link: &Path, target: &Path) {
     std::os::unix::fs::lchown(link, Some(OTHER), Some(OTHER)).unwrap();
 }
 
-/// 6. `--pid-file` followed symlinks another user planted: root truncated a root-only file
+/// Attack 6: `--pid-file` followed symlinks another user planted: root truncated a root-only file
 /// to a pid (exec wrote through the path itself, create through `PATH.bento-PID`).
 #[test]
 fn pid_files_never_follow_what_another_user_planted() {
@@ -661,7 +661,7 @@ fn pid_files_never_follow_what_another_user_planted() {
     lab.ok(&[&root[..], &["delete", "--force", "box"]].concat());
 }
 
-/// 7. A read-only bind mount was made, then made read-only by its path, resolved again: a
+/// Attack 7: A read-only bind mount was made, then made read-only by its path, resolved again: a
 /// concurrent rename(2) RENAME_EXCHANGE of the destination with a symlink left the bind
 /// writable. Now the mount is made read-only before it is attached, through descriptors.
 #[test]
