@@ -822,13 +822,16 @@ fn a_failed_create_leaves_no_process_behind() {
     });
 }
 
+/// A change to a config.json.
+type Edit = fn(&mut Value);
+
 /// Values runc refuses at create, and bento accepted (some only to fail after `start`
 /// had returned 0, one to run the command as root).
 #[test]
 fn configs_runc_refuses_are_refused_at_create() {
     let Some(lab) = Lab::new() else { return };
     let (bundle, config) = lab.bundle("bundle", &["id", "-u"]);
-    let cases: [(&str, fn(&mut Value)); 5] = [
+    let cases: [(&str, Edit); 5] = [
         ("uid", |c| {
             c["process"]["user"]["uid"] = json!(4294967295u32)
         }),
