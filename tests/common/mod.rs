@@ -104,12 +104,18 @@ pub fn can_run_as_real_root() -> bool {
     if running_as_root() {
         return true;
     }
-    eprintln!("SKIPPED: this test needs root (CI runs as root); `sudo just test` includes it");
+    skipped("this test needs root (CI runs as root); `sudo just test` includes it");
+    false
+}
+
+/// Says loudly that a test is skipped, and why; in CI (`CI` set) a skip is a failure: CI
+/// must prove everything.
+pub fn skipped(why: &str) {
+    eprintln!("SKIPPED: {why}");
     assert!(
         std::env::var_os("CI").is_none(),
-        "CI must run the suite as root"
+        "CI must run every test, but: {why}"
     );
-    false
 }
 
 /// The uid the steps run as: ours, or nobody when we are root.
@@ -453,6 +459,24 @@ impl Run {
         );
         self
     }
+}
+
+/// One test per step for a check that every step must pass: `per_step!(check: step_03 = 3,
+/// step_04 = 4)` makes the tests `check::step_03` and `check::step_04`, each calling
+/// `check(n)`. `just check N` runs the tests whose names contain `step_NN`: so it runs this
+/// check on the learner's step N too, and `cargo test -- step_04` runs every check of step 04.
+#[macro_export]
+macro_rules! per_step {
+    ($check:ident: $($step:ident = $n:literal),+ $(,)?) => {
+        mod $check {
+            $(
+                #[test]
+                fn $step() {
+                    super::$check($n)
+                }
+            )+
+        }
+    };
 }
 
 /// Snapshots a [`Run`] with its machine-specific values redacted.
