@@ -3,7 +3,7 @@
 //! files), rootless and as real root.
 //!
 //! One test per step (see `per_step!`), so that `just check N` runs them on a learner's step
-//! too: each marks its processes with a number of its own (`sleep 1000NNN`), and the tests
+//! too: each marks its processes with a number of its own (`sleep 1000SNN.PID`), and the tests
 //! run in parallel. When a step misbehaves, the message says what it did and which part of
 //! the lesson that points to: these are the learner's hints.
 
@@ -55,11 +55,15 @@ fn processes_where(wanted: impl Fn(&[&str]) -> bool) -> Vec<i32> {
 /// SIGKILL, and a margin for a busy machine. A wrong step fails after this, not later.
 const BOUND: Duration = Duration::from_secs(5);
 
-/// Polls `ready` every 10 ms for up to [`BOUND`]; `Err` if it never was.
-fn wait_until(mut ready: impl FnMut() -> bool) -> Result<(), ()> {
+/// How long the kernel may take for what it does at once (kill PID 1 when its parent dies,
+/// or the rest of a PID namespace when PID 1 does): a margin for a busy machine.
+const AT_ONCE: Duration = Duration::from_secs(2);
+
+/// Polls `ready` every 10 ms for up to `bound`; `Err` if it never was.
+fn wait_until(bound: Duration, mut ready: impl FnMut() -> bool) -> Result<(), ()> {
     let start = Instant::now();
     while !ready() {
-        if start.elapsed() > BOUND {
+        if start.elapsed() > bound {
             return Err(());
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -81,6 +85,20 @@ fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
             return None;
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until the container runs `sleep MARKER`; `Err` if it never did, also as soon as the
+/// step has ended (a wrong step fails at once, not after [`BOUND`]).
+fn sleep_started(child: &mut Child, marker: &str) -> Result<(), ()> {
+    let mut ended = false;
+    wait_until(BOUND, || {
+        ended = ended || child.try_wait().is_ok_and(|status| status.is_some());
+        ended || !processes_with(marker).is_empty()
+    })?;
+    match ended && processes_with(marker).is_empty() {
+        true => Err(()),
+        false => Ok(()),
     }
 }
 
@@ -116,13 +134,21 @@ fn wait_for_line(child: &mut Child, line: &str) -> Result<(), String> {
     Err(printed)
 }
 
-fn signal(child: &Child, signal: Signal) {
-    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+/// Sends `signal` to the step, unless it has ended already (and its pid may be another's).
+fn signal(child: &mut Child, signal: Signal) {
+    if let Ok(None) = child.try_wait() {
+        let _ = kill(Pid::from_raw(child.id() as i32), signal);
+    }
 }
 
-/// A number that marks one test's processes (`sleep 1000NNN`): step `n`, test `salt`.
+/// A number that marks one test's processes (`sleep 1000SNN.PID`): step `n`, test `salt`,
+/// and this test binary (`just check` runs several at once, on the same step).
 fn marker(n: usize, salt: u32) -> String {
-    format!("{}", 1_000_000 + salt * 100 + n as u32)
+    format!(
+        "{}.{}",
+        1_000_000 + salt * 100 + n as u32,
+        std::process::id()
+    )
 }
 
 // ---- hosts that forbid user namespaces ----------------------------------------------------
@@ -259,7 +285,7 @@ fn signals_sent_to_the_step_reach_the_container(n: usize) {
             kill_all(&mark);
             panic!("step {n:02}: the container never started its command; it printed:\n{printed}");
         }
-        signal(&child, sig);
+        signal(&mut child, sig);
         let status = wait_exit(&mut child);
         kill_all(&mark);
         assert_eq!(
@@ -277,13 +303,13 @@ fn kill_never_leaves_a_process_behind(n: usize) {
     // and the parent sends SIGKILL after its grace period.
     let mark = marker(n, 2);
     let mut child = step(n, &["sleep", &mark]).spawn();
-    let started = wait_until(|| !processes_with(&mark).is_empty());
+    let started = sleep_started(&mut child, &mark);
     if started.is_err() {
         let _ = child.kill();
         kill_all(&mark);
         panic!("step {n:02}: the container's `sleep {mark}` never started");
     }
-    signal(&child, Signal::SIGTERM);
+    signal(&mut child, Signal::SIGTERM);
     let status = wait_exit(&mut child);
     let left = processes_with(&mark);
     kill_all(&mark);
@@ -307,10 +333,10 @@ fn kill_never_leaves_a_process_behind(n: usize) {
     // kill -9 of the step itself: the kernel kills PID 1 (PR_SET_PDEATHSIG).
     let mark = marker(n, 3);
     let mut child = step(n, &["sleep", &mark]).spawn();
-    let started = wait_until(|| !processes_with(&mark).is_empty());
-    signal(&child, Signal::SIGKILL);
+    let started = sleep_started(&mut child, &mark);
+    signal(&mut child, Signal::SIGKILL);
     let _ = child.wait();
-    let died = wait_until(|| processes_with(&mark).is_empty());
+    let died = wait_until(AT_ONCE, || processes_with(&mark).is_empty());
     kill_all(&mark);
     assert!(
         started.is_ok(),
@@ -330,8 +356,8 @@ fn without_a_supervisor_a_signal_ends_the_command(n: usize) {
     // Without a supervisor the step *is* the command: the signal ends it directly.
     let mark = marker(n, 4);
     let mut child = step(n, &["sleep", &mark]).spawn();
-    let started = wait_until(|| !processes_with(&mark).is_empty());
-    signal(&child, Signal::SIGTERM);
+    let started = sleep_started(&mut child, &mark);
+    signal(&mut child, Signal::SIGTERM);
     let status = wait_exit(&mut child);
     kill_all(&mark);
     assert!(started.is_ok(), "step {n:02}: `sleep {mark}` never started");
@@ -341,9 +367,10 @@ fn without_a_supervisor_a_signal_ends_the_command(n: usize) {
 supervised!(when_pid_1_exits_its_orphans_die_too);
 fn when_pid_1_exits_its_orphans_die_too(n: usize) {
     let mark = marker(n, 5);
-    let script = format!("sleep {mark} & echo started");
+    // The background sleep's stdout closed: the run ends when PID 1 does.
+    let script = format!("sleep {mark} >&- 2>&- & echo started");
     let run = step(n, &["sh", "-c", &script]).run();
-    let gone = wait_until(|| processes_with(&mark).is_empty());
+    let gone = wait_until(AT_ONCE, || processes_with(&mark).is_empty());
     kill_all(&mark);
     run.assert_code(0);
     assert_eq!(run.stdout, "started\n");
@@ -384,7 +411,20 @@ fn no_step_leaks_anything_onto_the_host(n: usize) {
     std::fs::create_dir_all(&tmp).unwrap();
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let files = || [walk(&tmp), walk(&fixture().rootfs)].concat();
-    let mounts = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    // The mounts at the paths a step mounts on, its rootfs and scratch directories: other
+    // tests may mount elsewhere meanwhile (`just test` runs the test files at once).
+    let mounts = || -> Vec<String> {
+        let ours = [&fixture().dir, &fixture().rootfs].map(|path| path.to_string_lossy());
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|line| {
+                let at = line.split(' ').nth(4).unwrap_or_default();
+                ours.iter().any(|path| at.starts_with(path.as_ref()))
+            })
+            .map(str::to_string)
+            .collect()
+    };
     let (hostname, mounts_before, files_before) = (common::hostname(), mounts(), files());
     // Success, failure, and killed: each run marked, to find what it leaves running.
     let mark = marker(n, 6);
@@ -395,10 +435,10 @@ fn no_step_leaks_anything_onto_the_host(n: usize) {
         .env("TMPDIR", &tmp)
         .run();
     let mut child = step(n, &["sleep", &mark]).env("TMPDIR", &tmp).spawn();
-    let started = n == 1 || wait_until(|| !processes_with(&mark).is_empty()).is_ok();
-    signal(&child, Signal::SIGTERM);
+    let started = n == 1 || sleep_started(&mut child, &mark).is_ok();
+    signal(&mut child, Signal::SIGTERM);
     let status = wait_exit(&mut child);
-    let gone = wait_until(|| processes_mentioning(&mark).is_empty());
+    let gone = wait_until(BOUND, || processes_mentioning(&mark).is_empty());
     kill_all(&mark);
     assert!(started, "step {n:02}: `sleep {mark}` never started");
     assert!(
@@ -411,7 +451,8 @@ fn no_step_leaks_anything_onto_the_host(n: usize) {
     let after = mounts();
     assert!(
         after == mounts_before,
-        "step {n:02} changed the mount table:\n{after}"
+        "step {n:02} left mounts on the host:\n{}",
+        after.join("\n")
     );
     assert_eq!(files(), files_before, "step {n:02} left files behind");
 }

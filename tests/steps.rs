@@ -141,7 +141,10 @@ fn step_04_keeps_the_hosts_later_mounts_out_on_a_shared_root() {
         "$@" &
         step=$!
         i=0
-        while [ ! -e "$ready" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done
+        running() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status"; }
+        while [ ! -e "$ready" ] && running $step && [ $i -lt 1000 ]; do
+            sleep 0.01; i=$((i+1))
+        done
         pid1=$(cat /proc/$step/task/$step/children 2>/dev/null | cut -d' ' -f1)
         if [ -n "$pid1" ] && [ "$(readlink /proc/$pid1/ns/mnt)" = "$(readlink /proc/self/ns/mnt)" ]; then
             echo "same mount namespace"
@@ -179,7 +182,11 @@ fn step_04_keeps_the_hosts_later_mounts_out_on_a_shared_root() {
             ],
         )
         .run();
-    assert!(run.stdout.ends_with("step exited 0\n"), "{}", run.report());
+    assert!(
+        run.stdout.ends_with("step exited 0\n"),
+        "with / shared (as on systemd hosts), `sh -c ...` in step 04 did not succeed\n{}",
+        run.report()
+    );
     assert!(
         !run.stdout.contains("same mount namespace"),
         "PID 1 shares the mount table of the host: unshare(CLONE_NEWNS) never happened\n{}",
@@ -515,11 +522,20 @@ fn step_08_has_only_loopback_and_it_is_up() {
 
 #[test]
 fn step_08_tcp_over_loopback_works_inside() {
-    // A listener and a client, both in the container (no `&`: there is no /dev/null).
-    let script = "(sleep 0.3; echo hello over 127.0.0.1 | nc 127.0.0.1 7777) | nc -l -p 7777";
+    // A listener and a client, both in the container (no `&`: there is no /dev/null). The
+    // client tries until the listener is there, for up to 2.5 s; the listener gives up
+    // after 5 s: with `lo` down nothing connects, and the test must fail, not hang.
+    let script = "(i=0; until echo hello over 127.0.0.1 | nc 127.0.0.1 7777; do \
+                  i=$((i+1)); [ $i -ge 50 ] && break; sleep 0.05; done) \
+                  | timeout 5 nc -l -p 7777";
     let run = step(8, &["sh", "-c", script]).run();
+    assert_eq!(
+        run.stdout,
+        "hello over 127.0.0.1\n",
+        "nothing arrived over 127.0.0.1 inside the container: is `lo` up?\n{}",
+        run.report()
+    );
     run.assert_code(0);
-    assert_eq!(run.stdout, "hello over 127.0.0.1\n");
     let run = step(8, &["sh", "-c", "cat /proc/net/dev | grep -c :"]).run();
     assert_eq!(run.stdout, "1\n", "only lo in /proc/net/dev");
 }

@@ -6,10 +6,18 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::terminal::{Terminal, finish};
+use common::terminal::{Started, Terminal, finish};
 use common::{running_as_root, step, step_uid};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+/// The checklist's "Own terminal" line on the screen.
+fn own_terminal_line(screen: &str) -> &str {
+    screen
+        .lines()
+        .find(|line| line.contains("Own terminal"))
+        .map_or("(none)", str::trim)
+}
 
 /// Waits until a process runs `args` exactly and is in the foreground of its terminal
 /// (proc(5): /proc/PID/stat's pgrp, field 5, is the terminal's foreground group, tpgid,
@@ -43,39 +51,46 @@ fn in_the_foreground(args: &str, terminal: &Terminal) {
 fn step_10_a_shell_on_its_own_terminal_has_job_control_and_follows_resizes() {
     let terminal = Terminal::open(30, 100);
     let before = terminal.settings();
-    let mut child = step(10, &[]).on_terminal(&terminal.pts).spawn();
+    let mut child = Started(step(10, &[]).on_terminal(&terminal.pts).spawn());
+    terminal.watch(&child);
 
     let mut at = terminal.wait_for("/ # ", 0);
     assert!(
         terminal.screen().contains("✅ Own terminal"),
-        "{}",
-        terminal.screen()
+        "on a terminal, the container must get a terminal of its own (\"✅ Own terminal\"); \
+         the checklist says: {}",
+        own_terminal_line(&terminal.screen())
     );
     assert!(
         terminal.raw(),
-        "the user's terminal is in raw mode while the step runs"
+        "the user's terminal must be in raw mode while the container runs: the host relays \
+         every key to the container's terminal (relay_terminal)"
     );
     terminal.type_in("tty\r");
     at = terminal.wait_for("/dev/pts/0", at);
     at = terminal.follows_a_resize(at);
     // Job control: a background job (a duration no other process uses, to find it), then
     // brought to the foreground and stopped with Ctrl-Z.
-    terminal.type_in("sleep 100.25 &\r");
+    let (long, short) = (
+        format!("sleep 100.{}", std::process::id()),
+        format!("sleep 50.{}", std::process::id()),
+    );
+    terminal.type_in(&format!("{long} &\r"));
     at = terminal.wait_for("/ # ", at);
     terminal.type_in("jobs\r");
     at = terminal.wait_for("Running", at);
     terminal.type_in("fg\r");
     // What fg prints, after the echo of what was typed: the job's command.
     at = terminal.wait_for("fg\r\n", at);
-    at = terminal.wait_for("sleep 100.25\r\n", at);
-    in_the_foreground("sleep 100.25", &terminal);
+    at = terminal.wait_for(&format!("{long}\r\n"), at);
+    in_the_foreground(&long, &terminal);
     terminal.type_in("\x1a");
     at = terminal.wait_for("Stopped", at);
     // Ctrl-C reaches the foreground job, not the shell: the shell lives on to print the
     // prompt after it, and runs the next command.
-    terminal.type_in("kill -9 %1; sleep 50.25\r");
-    at = terminal.wait_for("sleep 50.25\r\n", at);
-    in_the_foreground("sleep 50.25", &terminal);
+    terminal.type_in(&format!("kill -9 %1; {short}\r"));
+    at = terminal.wait_for(&format!("{short}\r\n"), at);
+    in_the_foreground(&short, &terminal);
     terminal.type_in("\x03");
     at = terminal.wait_for("/ # ", at);
     terminal.type_in("echo still-$((40 + 2))\r");
@@ -104,12 +119,20 @@ fn step_10_a_shell_on_its_own_terminal_has_job_control_and_follows_resizes() {
 fn restores_the_terminal_after(signal: Signal) {
     let terminal = Terminal::open(24, 80);
     let before = terminal.settings();
-    let mut child = step(10, &["sleep", "100"])
-        .on_terminal(&terminal.pts)
-        .spawn();
+    let mut child = Started(
+        step(10, &["sleep", "100"])
+            .on_terminal(&terminal.pts)
+            .spawn(),
+    );
+    terminal.watch(&child);
     // The container prints its checklist once the host has put the terminal in raw mode.
     terminal.wait_for("Own terminal", 0);
-    assert!(terminal.raw(), "raw mode while the container runs");
+    assert!(
+        terminal.raw(),
+        "the user's terminal must be in raw mode while the container runs: the host relays \
+         every key to the container's terminal (relay_terminal); the checklist says: {}",
+        own_terminal_line(&terminal.screen())
+    );
     kill(Pid::from_raw(child.id() as i32), signal).expect("signal the step");
     // sleep, as PID 1, ignores the forwarded signal: SIGKILL follows after the grace.
     assert_eq!(finish(&mut child, &terminal), Some(137), "{signal}");
@@ -168,6 +191,10 @@ impl Tmux {
             if screen.contains(text) {
                 return Ok(screen);
             }
+            // The command ends with `echo step-exited-$?`: nothing more will come.
+            if screen.contains("step-exited-") {
+                return Err(screen);
+            }
             if Instant::now() > deadline {
                 return Err(screen);
             }
@@ -215,8 +242,14 @@ fn step_10_in_tmux_has_its_own_terminal_and_follows_a_resize() {
     let tmux = Tmux(format!("bento-terminal-{}", std::process::id()));
     tmux.run(&["new-session", "-d", "-x", "100", "-y", "30", &command]);
     tmux.wait_for("/ #");
-    tmux.run(&["send-keys", "tty; stty size", "Enter"]);
-    tmux.wait_for("/dev/pts/0");
+    // What `tty` says, after a mark that the typed command does not show ("tty2").
+    tmux.run(&["send-keys", "echo tty$((1 + 1)) $(tty); stty size", "Enter"]);
+    let screen = tmux.wait_for("tty2 ");
+    assert!(
+        screen.contains("tty2 /dev/pts/0"),
+        "the container's shell must run on a terminal of the container's own (its pts 0):\n\
+         {screen}"
+    );
     tmux.wait_for("30 100");
     tmux.run(&["resize-window", "-x", "90", "-y", "25"]);
     // The new size reaches the container a moment later (SIGWINCH, then the relay): ask
