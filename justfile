@@ -122,7 +122,15 @@ solution N:
 [private]
 [no-exit-message]
 _coach:
-    @cargo build --quiet --package bento-coach && echo target/debug/bento-coach
+    #!/usr/bin/env bash
+    set -euo pipefail
+    quiet=(--quiet)
+    if [[ ! -x target/debug/bento-coach ]]; then
+        echo "just: building bento-coach, the learner track's tool (the first time takes a minute or two) ..." >&2
+        quiet=()
+    fi
+    cargo build "${quiet[@]}" --package bento-coach >&2
+    echo target/debug/bento-coach
 
 # Build rootfs/ for steps 04+: busybox from Docker Hub, or this host's busybox offline (`just rootfs [SOURCE] [TARGET]`)
 rootfs *ARGS:
@@ -135,6 +143,7 @@ slides:
     #!/usr/bin/env bash
     set -euo pipefail
     just _need-presenterm
+    echo "just slides: building every step, the rootfs and bento's image first, so that nothing waits on stage ..." >&2
     just _prepare-talk
     exec presenterm --config-file slides/config.yaml --enable-snippet-execution slides/bento.md
 
@@ -149,20 +158,37 @@ handout OUTPUT="slides/handout.html":
         echo "error: cannot write $html: there is no directory $(dirname "$html")" >&2
         exit 1
     fi
-    just _need-presenterm
-    just _prepare-talk
     run=(presenterm --config-file slides/config.yaml --enable-snippet-execution)
     if [[ $(id -u) == 0 ]]; then
-        # Show what a learner sees: run the snippets as uid 1000, in a user namespace.
+        # Show what a learner sees: run the snippets as uid 1000, in a user namespace. There,
+        # root's files are uid 1000's, but another user's stay out of reach.
+        for dir in . target; do
+            if [[ -e "$dir" && "$(stat -c %u "$dir")" != 0 ]]; then
+                echo "error: just handout as root runs the snippets as uid 1000 in a user namespace, which cannot write to $(realpath "$dir") (owned by $(stat -c %U "$dir")): run it as $(stat -c %U "$dir"), without sudo" >&2
+                exit 1
+            fi
+        done
         run=(unshare --user --map-user=1000 --map-group=1000 "${run[@]}")
     fi
-    "${run[@]}" --export-html --output "$html" slides/bento.md >/dev/null
-    echo "just handout: wrote $html"
+    just _need-presenterm
+    just _prepare-talk
+    log=$(mktemp)
+    trap 'rm -f "$log"' EXIT
+    # presenterm's own words, when it fails: its last line, without its colours.
+    export_to() {
+        if ! "${run[@]}" "--export-$1" --output "$2" slides/bento.md > "$log" 2>&1; then
+            said=$(sed 's/\x1b\[1E/\n/g; s/\x1b\[[0-9;]*[A-Za-z]//g' "$log" \
+                | grep -v '^[[:space:]]*$' | tail -n 1)
+            echo "error: presenterm could not write $2: $said" >&2
+            exit 1
+        fi
+        echo "just handout: wrote $2"
+    }
+    export_to html "$html"
     if command -v weasyprint >/dev/null; then
-        "${run[@]}" --export-pdf --output "$pdf" slides/bento.md >/dev/null
-        echo "just handout: wrote $pdf"
+        export_to pdf "$pdf"
     else
-        echo "just handout: no PDF (it needs weasyprint: pip install weasyprint)"
+        echo "just handout: wrote no PDF: presenterm needs weasyprint for it (pip install weasyprint)"
     fi
 
 [private]
@@ -326,16 +352,25 @@ _build +PACKAGES:
         echo "$triple $static" > "$cache"
     fi
     read -r triple static < "$cache"
+    dir=target/release
+    if [[ "$static" == yes ]]; then dir="target/$triple/release"; fi
     packages=()
-    for package in "$@"; do packages+=(--package "$package"); done
+    quiet=(--quiet)
+    for package in "$@"; do
+        packages+=(--package "$package")
+        # A package not built yet: say so, and show cargo's progress (minutes, the first time).
+        if [[ ! -x "$dir/$package" && ${#quiet[@]} -gt 0 ]]; then
+            echo "just: building $* (release; the first time takes a few minutes) ..." >&2
+            quiet=()
+        fi
+    done
     if [[ "$static" == yes ]]; then
         RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-            cargo build --quiet --release --target "$triple" "${packages[@]}"
-        echo "target/$triple/release"
+            cargo build "${quiet[@]}" --release --target "$triple" "${packages[@]}" >&2
     else
-        cargo build --quiet --release "${packages[@]}"
-        echo "target/release"
+        cargo build "${quiet[@]}" --release "${packages[@]}" >&2
     fi
+    echo "$dir"
 
 # Build every step and the rootfs before a talk, so that nothing compiles or downloads on stage
 [private]
