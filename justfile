@@ -317,7 +317,68 @@ test:
     just _check-workflow
     cargo build --quiet --workspace
     just _build-steps
-    INSTA_UPDATE=no cargo test --quiet --workspace
+    just _run-tests
+
+# Run every test binary of the workspace, several at once (most tests wait for processes,
+# not for the CPU), the longest first; each one's output is kept apart and shown when it is
+# done: libtest's summary line, or everything when it failed. Then the doc tests.
+[private]
+_run-tests:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo test --quiet --workspace --no-run
+    logs=$(mktemp -d)
+    trap 'rm -rf "$logs"' EXIT
+    # "manifest executable" of every test binary, from cargo's JSON messages.
+    mapfile -t units < <(cargo test --quiet --workspace --no-run --message-format=json \
+        | grep '"test":true' \
+        | sed -n 's/.*"manifest_path":"\([^"]*\)".*"executable":"\([^"]*\)".*/\1 \2/p' \
+        | awk '{ long = ($2 ~ /\/(coach|slides|safety|oci|registry|robust)-/) ? 0 : 1; print long, $0 }' \
+        | sort -k1,1n -s | cut -d' ' -f2-)
+    running=0
+    slots=$(( $(nproc) * 2 ))
+    for unit in "${units[@]}"; do
+        read -r manifest executable <<< "$unit"
+        name=$(basename "$executable")
+        name=${name%-*}
+        if (( running >= slots )); then wait -n || true; running=$((running - 1)); fi
+        (
+            trap - EXIT
+            cd "$(dirname "$manifest")"
+            log="$logs/$name.$BASHPID"
+            start=$SECONDS
+            status=0
+            INSTA_UPDATE=no INSTA_WORKSPACE_ROOT="{{justfile_directory()}}" "$executable" --quiet \
+                > "$log" 2>&1 || status=$?
+            echo "$status $((SECONDS - start))" > "$log.status"
+        ) &
+        running=$((running + 1))
+    done
+    wait
+    failed=()
+    for status in "$logs"/*.status; do
+        log=${status%.status}
+        name=$(basename "$log")
+        name=${name%.*}
+        read -r code seconds < "$status"
+        if [[ "$code" == 0 ]]; then
+            # Binaries without tests (every step's, the helpers') say nothing.
+            grep -q '^running 0 tests' "$log" \
+                || echo "$name (${seconds} s): $(grep '^test result:' "$log" | tail -n 1)"
+        else
+            echo "---- $name failed:"
+            cat "$log"
+            failed+=("$name")
+        fi
+    done
+    if ! cargo test --quiet --workspace --doc > "$logs/doc-tests" 2>&1; then
+        cat "$logs/doc-tests"
+        failed+=(doc-tests)
+    fi
+    if (( ${#failed[@]} )); then
+        echo "error: tests failed in ${failed[*]}" >&2
+        exit 1
+    fi
 
 # Validate the GitHub workflow template against its schema (check-jsonschema, from PyPI)
 [private]
