@@ -623,6 +623,8 @@ pub fn report(
             .iter()
             .find(|run| !run.wrapped && !checklist(run.stderr).is_empty())
     {
+        // The first line that differs: a step shows the lines up to the next one to tick,
+        // so the lines after an unticked one are missing because of it.
         let yours = checklist(run.stderr);
         for (ticked, name, line) in &expected {
             match yours.iter().find(|(_, n, _)| n == name) {
@@ -631,9 +633,11 @@ pub fn report(
                         out,
                         "Checklist: yours says \"{my_line}\"\n           the solution's says \"{line}\""
                     );
+                    break;
                 }
                 None => {
                     let _ = writeln!(out, "Checklist: yours has no line \"{name}\"");
+                    break;
                 }
                 _ => {}
             }
