@@ -454,7 +454,19 @@ fn no_step_leaks_anything_onto_the_host(n: usize) {
         "step {n:02} left mounts on the host:\n{}",
         after.join("\n")
     );
-    assert_eq!(files(), files_before, "step {n:02} left files behind");
+    let files_after = files();
+    let new: Vec<_> = files_after
+        .iter()
+        .filter(|file| !files_before.contains(file))
+        .collect();
+    let gone: Vec<_> = files_before
+        .iter()
+        .filter(|file| !files_after.contains(file))
+        .collect();
+    assert!(
+        new.is_empty() && gone.is_empty(),
+        "step {n:02} changed files: {new:?} appeared, {gone:?} vanished"
+    );
 }
 
 #[test]

@@ -205,7 +205,6 @@ pub fn run_tests(
     step: &Step,
     binary: &Path,
     executables: &[PathBuf],
-    sandbox: &Sandbox,
 ) -> Result<(Vec<Outcome>, String)> {
     let logs = tempdir("bento-check-log")?;
     let log = logs.path.join("runs");
@@ -223,7 +222,6 @@ pub fn run_tests(
             .env("BENTO_CHECK_STEP", step.number.to_string())
             .env("BENTO_CHECK_BIN", binary)
             .env("BENTO_CHECK_LOG", &log)
-            .env("BENTO_CHECK_ROOTFS", &sandbox.rootfs)
             .env("RUST_BACKTRACE", "0")
             // The expected output is the checked-in snapshot: never write a new one.
             .env("INSTA_UPDATE", "no")
@@ -312,20 +310,9 @@ impl Drop for TempDir {
 /// there is none.
 pub type Calls = std::result::Result<Comparison, String>;
 
-/// The sandbox of one check: its rootfs serves every test binary of the check, and the
-/// trace. The static breakout probe goes in it, as `just test` puts it in the tests' own.
+/// The sandbox where the learner's step and the solution are traced.
 pub fn sandbox(workshop: &Workshop) -> Result<Sandbox> {
-    let target = workshop.root.join("target");
-    let sandbox = Sandbox::create("check", &target.join("debug/rootfs-fetch"))?;
-    let built_for = std::fs::read_to_string(target.join(".bento-build-target")).unwrap_or_default();
-    if let Some((triple, "yes")) = built_for.trim().split_once(' ') {
-        let probe = target.join(triple).join("release/breakout");
-        if probe.is_file() {
-            std::fs::copy(&probe, sandbox.rootfs.join("bin/breakout"))
-                .context("cannot put the breakout probe in the rootfs")?;
-        }
-    }
-    Ok(sandbox)
+    Sandbox::create("check", &workshop.root.join("target/debug/rootfs-fetch"))
 }
 
 /// Runs the learner's step and the solution (`true` as the command, on a terminal of their

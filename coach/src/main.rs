@@ -104,8 +104,7 @@ fn check(workshop: &Workshop, step: &Step) -> Result<i32> {
     );
     // The tests and the trace at once: both mostly wait for processes.
     let (tests, calls) = std::thread::scope(|scope| {
-        let tests =
-            scope.spawn(|| check::run_tests(workshop, step, &binary, &executables, &sandbox));
+        let tests = scope.spawn(|| check::run_tests(workshop, step, &binary, &executables));
         let calls = check::compare_calls(workshop, step, &binary, &sandbox);
         (tests.join(), calls)
     });

@@ -54,15 +54,6 @@ impl Sandbox {
         Ok(sandbox)
     }
 
-    /// A sandbox whose steps use the root filesystem at `rootfs`, another sandbox's: `just
-    /// check` makes one for all the tests it runs at once (symlinkat(2) is slow on some
-    /// filesystems: building a busybox rootfs can take a quarter of a second).
-    pub fn sharing(name: &str, rootfs: &Path) -> Result<Sandbox> {
-        let mut sandbox = Sandbox::empty(name)?;
-        sandbox.rootfs = rootfs.to_path_buf();
-        Ok(sandbox)
-    }
-
     /// The directory, open to every user, and its TMPDIR.
     fn empty(name: &str) -> Result<Sandbox> {
         let scratch = plumbing::Scratch::create(name, &["tmp"])?;

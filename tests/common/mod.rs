@@ -120,18 +120,11 @@ pub fn skipped(why: &str) {
     );
 }
 
-/// The fixture, created once per test binary. Under `just check`, the checker has built the
-/// rootfs (with the breakout probe in it) for all the test binaries it runs at once
-/// (`BENTO_CHECK_ROOTFS`).
+/// The fixture, created once per test binary.
 pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let shared = std::env::var_os("BENTO_CHECK_ROOTFS").map(PathBuf::from);
-        let sandbox = match &shared {
-            Some(rootfs) => Sandbox::sharing("tests", rootfs),
-            None => Sandbox::create("tests", &built("rootfs-fetch")),
-        }
-        .expect("create the fixture");
+        let sandbox = Sandbox::create("tests", &built("rootfs-fetch")).expect("create the fixture");
         for name in STEPS
             .iter()
             .chain(&["rootfs-fetch", "bento-doctor", "deny"])
@@ -141,13 +134,12 @@ pub fn fixture() -> &'static Fixture {
                 .expect("put a binary in the fixture");
         }
         let rootfs = sandbox.rootfs.clone();
-        let has_breakout = match (shared, static_breakout()) {
-            (Some(_), _) => rootfs.join("bin/breakout").exists(),
-            (None, Some(probe)) => {
+        let has_breakout = match static_breakout() {
+            Some(probe) => {
                 std::fs::copy(probe, rootfs.join("bin/breakout")).expect("copy the probe");
                 true
             }
-            (None, None) => false,
+            None => false,
         };
         std::fs::write(sandbox.dir.join(HOST_SECRET), "the host's secret\n").unwrap();
         Fixture {
@@ -215,7 +207,7 @@ pub fn build_rootfs(path: &Path) {
 
 /// The static breakout probe that `just test` built (`just _build-steps`), if this machine
 /// can link static binaries.
-pub fn static_breakout() -> Option<PathBuf> {
+fn static_breakout() -> Option<PathBuf> {
     let target = workspace().join("target");
     let cache = std::fs::read_to_string(target.join(".bento-build-target")).ok()?;
     let (triple, static_ok) = cache.trim().split_once(' ')?;
