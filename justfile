@@ -186,7 +186,13 @@ handout OUTPUT="slides/handout.html":
     }
     export_to html "$html"
     if command -v weasyprint >/dev/null; then
-        export_to pdf "$pdf"
+        # From the HTML just written (as presenterm's own --export-pdf does, from its own):
+        # the snippets run once, and the PDF shows the very same output.
+        if ! weasyprint "$html" "$pdf" > "$log" 2>&1; then
+            echo "error: weasyprint could not write $pdf: $(grep -v '^[[:space:]]*$' "$log" | tail -n 1)" >&2
+            exit 1
+        fi
+        echo "just handout: wrote $pdf"
     else
         echo "just handout: wrote no PDF: presenterm needs weasyprint for it (pip install weasyprint)"
     fi
