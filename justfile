@@ -122,7 +122,15 @@ solution N:
 [private]
 [no-exit-message]
 _coach:
-    @cargo build --quiet --package bento-coach && echo target/debug/bento-coach
+    #!/usr/bin/env bash
+    set -euo pipefail
+    quiet=(--quiet)
+    if [[ ! -x target/debug/bento-coach ]]; then
+        echo "just: building bento-coach, the learner track's tool (the first time takes a minute or two) ..." >&2
+        quiet=()
+    fi
+    cargo build "${quiet[@]}" --package bento-coach >&2
+    echo target/debug/bento-coach
 
 # Build rootfs/ for steps 04+: busybox from Docker Hub, or this host's busybox offline (`just rootfs [SOURCE] [TARGET]`)
 rootfs *ARGS:
@@ -135,6 +143,7 @@ slides:
     #!/usr/bin/env bash
     set -euo pipefail
     just _need-presenterm
+    echo "just slides: building every step, the rootfs and bento's image first, so that nothing waits on stage ..." >&2
     just _prepare-talk
     exec presenterm --config-file slides/config.yaml --enable-snippet-execution slides/bento.md
 
@@ -149,20 +158,43 @@ handout OUTPUT="slides/handout.html":
         echo "error: cannot write $html: there is no directory $(dirname "$html")" >&2
         exit 1
     fi
-    just _need-presenterm
-    just _prepare-talk
     run=(presenterm --config-file slides/config.yaml --enable-snippet-execution)
     if [[ $(id -u) == 0 ]]; then
-        # Show what a learner sees: run the snippets as uid 1000, in a user namespace.
+        # Show what a learner sees: run the snippets as uid 1000, in a user namespace. There,
+        # root's files are uid 1000's, but another user's stay out of reach.
+        for dir in . target; do
+            if [[ -e "$dir" && "$(stat -c %u "$dir")" != 0 ]]; then
+                echo "error: just handout as root runs the snippets as uid 1000 in a user namespace, which cannot write to $(realpath "$dir") (owned by $(stat -c %U "$dir")): run it as $(stat -c %U "$dir"), without sudo" >&2
+                exit 1
+            fi
+        done
         run=(unshare --user --map-user=1000 --map-group=1000 "${run[@]}")
     fi
-    "${run[@]}" --export-html --output "$html" slides/bento.md >/dev/null
-    echo "just handout: wrote $html"
+    just _need-presenterm
+    just _prepare-talk
+    log=$(mktemp)
+    trap 'rm -f "$log"' EXIT
+    # presenterm's own words, when it fails: its last line, without its colours.
+    export_to() {
+        if ! "${run[@]}" "--export-$1" --output "$2" slides/bento.md > "$log" 2>&1; then
+            said=$(sed 's/\x1b\[1E/\n/g; s/\x1b\[[0-9;]*[A-Za-z]//g' "$log" \
+                | grep -v '^[[:space:]]*$' | tail -n 1)
+            echo "error: presenterm could not write $2: $said" >&2
+            exit 1
+        fi
+        echo "just handout: wrote $2"
+    }
+    export_to html "$html"
     if command -v weasyprint >/dev/null; then
-        "${run[@]}" --export-pdf --output "$pdf" slides/bento.md >/dev/null
+        # From the HTML just written (as presenterm's own --export-pdf does, from its own):
+        # the snippets run once, and the PDF shows the very same output.
+        if ! weasyprint "$html" "$pdf" > "$log" 2>&1; then
+            echo "error: weasyprint could not write $pdf: $(grep -v '^[[:space:]]*$' "$log" | tail -n 1)" >&2
+            exit 1
+        fi
         echo "just handout: wrote $pdf"
     else
-        echo "just handout: no PDF (it needs weasyprint: pip install weasyprint)"
+        echo "just handout: wrote no PDF: presenterm needs weasyprint for it (pip install weasyprint)"
     fi
 
 [private]
@@ -293,7 +325,68 @@ test:
     just _build-steps
     @# The tests' probe runs inside busybox root filesystems: static, like the steps.
     just _build bento-tests >/dev/null
-    INSTA_UPDATE=no cargo test --quiet --workspace
+    just _run-tests
+
+# Run every test binary of the workspace, several at once (most tests wait for processes,
+# not for the CPU), the longest first; each one's output is kept apart and shown when it is
+# done: libtest's summary line, or everything when it failed. Then the doc tests.
+[private]
+_run-tests:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo test --quiet --workspace --no-run
+    logs=$(mktemp -d)
+    trap 'rm -rf "$logs"' EXIT
+    # "manifest executable" of every test binary, from cargo's JSON messages.
+    mapfile -t units < <(cargo test --quiet --workspace --no-run --message-format=json \
+        | grep '"test":true' \
+        | sed -n 's/.*"manifest_path":"\([^"]*\)".*"executable":"\([^"]*\)".*/\1 \2/p' \
+        | awk '{ long = ($2 ~ /\/(coach|slides|safety|oci|registry|robust|attacks)-/) ? 0 : 1; print long, $0 }' \
+        | sort -k1,1n -s | cut -d' ' -f2-)
+    running=0
+    slots=$(( $(nproc) * 2 ))
+    for unit in "${units[@]}"; do
+        read -r manifest executable <<< "$unit"
+        name=$(basename "$executable")
+        name=${name%-*}
+        if (( running >= slots )); then wait -n || true; running=$((running - 1)); fi
+        (
+            trap - EXIT
+            cd "$(dirname "$manifest")"
+            log="$logs/$name.$BASHPID"
+            start=$SECONDS
+            status=0
+            INSTA_UPDATE=no INSTA_WORKSPACE_ROOT="{{justfile_directory()}}" "$executable" --quiet \
+                > "$log" 2>&1 || status=$?
+            echo "$status $((SECONDS - start))" > "$log.status"
+        ) &
+        running=$((running + 1))
+    done
+    wait
+    failed=()
+    for status in "$logs"/*.status; do
+        log=${status%.status}
+        name=$(basename "$log")
+        name=${name%.*}
+        read -r code seconds < "$status"
+        if [[ "$code" == 0 ]]; then
+            # Binaries without tests (every step's, the helpers') say nothing.
+            grep -q '^running 0 tests' "$log" \
+                || echo "$name (${seconds} s): $(grep '^test result:' "$log" | tail -n 1)"
+        else
+            echo "---- $name failed:"
+            cat "$log"
+            failed+=("$name")
+        fi
+    done
+    if ! cargo test --quiet --workspace --doc > "$logs/doc-tests" 2>&1; then
+        cat "$logs/doc-tests"
+        failed+=(doc-tests)
+    fi
+    if (( ${#failed[@]} )); then
+        echo "error: tests failed in ${failed[*]}" >&2
+        exit 1
+    fi
 
 # Validate the GitHub workflow template against its schema (check-jsonschema, from PyPI)
 [private]
@@ -328,16 +421,25 @@ _build +PACKAGES:
         echo "$triple $static" > "$cache"
     fi
     read -r triple static < "$cache"
+    dir=target/release
+    if [[ "$static" == yes ]]; then dir="target/$triple/release"; fi
     packages=()
-    for package in "$@"; do packages+=(--package "$package"); done
+    quiet=(--quiet)
+    for package in "$@"; do
+        packages+=(--package "$package")
+        # A package not built yet: say so, and show cargo's progress (minutes, the first time).
+        if [[ ! -x "$dir/$package" && ${#quiet[@]} -gt 0 ]]; then
+            echo "just: building $* (release; the first time takes a few minutes) ..." >&2
+            quiet=()
+        fi
+    done
     if [[ "$static" == yes ]]; then
         RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-            cargo build --quiet --release --target "$triple" "${packages[@]}"
-        echo "target/$triple/release"
+            cargo build "${quiet[@]}" --release --target "$triple" "${packages[@]}" >&2
     else
-        cargo build --quiet --release "${packages[@]}"
-        echo "target/release"
+        cargo build "${quiet[@]}" --release "${packages[@]}" >&2
     fi
+    echo "$dir"
 
 # Build every step and the rootfs before a talk, so that nothing compiles or downloads on stage
 [private]

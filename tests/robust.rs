@@ -2,37 +2,48 @@
 //! steps, orphans, and proof that nothing leaks onto the host (hostname, mounts, processes,
 //! files), rootless and as real root.
 //!
-//! These tests watch the whole machine's process list, so they run one at a time.
+//! One test per step (see `per_step!`), so that `just check N` runs them on a learner's step
+//! too: each marks its processes with a number of its own (`sleep 1000SNN.PID`), and the tests
+//! run in parallel. When a step misbehaves, the message says what it did and which part of
+//! the lesson that points to: these are the learner's hints.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{STEPS, fixture, running_as_root, step};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Pids of the processes whose command line is `ARGS...` exactly, e.g. `sleep MARKER`.
+fn processes_running(args: &[&str]) -> Vec<i32> {
+    processes_where(|cmdline| cmdline == args)
 }
 
 /// Pids of the processes running `sleep MARKER` (not the step whose arguments say so).
 fn processes_with(marker: &str) -> Vec<i32> {
+    processes_running(&["sleep", marker])
+}
+
+/// Pids of the processes with `marker` among their arguments: the step itself, PID 1 before
+/// its exec (a fork of the step), and the command.
+fn processes_mentioning(marker: &str) -> Vec<i32> {
+    processes_where(|cmdline| cmdline.contains(&marker))
+}
+
+fn processes_where(wanted: impl Fn(&[&str]) -> bool) -> Vec<i32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
             continue;
         };
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            if cmdline == format!("sleep\0{marker}\0").as_bytes() {
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            let args: Vec<&str> = cmdline.trim_end_matches('\0').split('\0').collect();
+            if wanted(&args) {
                 found.push(pid);
             }
         }
@@ -40,90 +51,133 @@ fn processes_with(marker: &str) -> Vec<i32> {
     found
 }
 
-/// Polls `ready` every 10 ms for up to 10 s (a safety net, not a speed requirement).
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+/// How long a step may take to do what it must after a signal: the 2 s grace before
+/// SIGKILL, and a margin for a busy machine. A wrong step fails after this, not later.
+const BOUND: Duration = Duration::from_secs(5);
+
+/// How long the kernel may take for what it does at once (kill PID 1 when its parent dies,
+/// or the rest of a PID namespace when PID 1 does): a margin for a busy machine.
+const AT_ONCE: Duration = Duration::from_secs(2);
+
+/// Polls `ready` every 10 ms for up to `bound`; `Err` if it never was.
+fn wait_until(bound: Duration, mut ready: impl FnMut() -> bool) -> Result<(), ()> {
     let start = Instant::now();
     while !ready() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "gave up waiting for {what}"
-        );
+        if start.elapsed() > bound {
+            return Err(());
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
+    Ok(())
 }
 
-/// Waits for `child` to exit (for up to 10 s, then kills it and fails).
-fn wait_exit(child: &mut Child) -> ExitStatus {
+/// Waits for `child` to exit, for up to [`BOUND`]; `None` if it did not (it is then
+/// killed, with its container: PR_SET_PDEATHSIG, or the marker's processes by the caller).
+fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return status;
+            return Some(status);
         }
-        if start.elapsed() > Duration::from_secs(10) {
+        if start.elapsed() > BOUND {
             let _ = child.kill();
-            panic!("the step did not exit");
+            let _ = child.wait();
+            return None;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
-/// Reads the child's stdout until a line equal to `line` arrives.
-fn wait_for_line(child: &mut Child, line: &str) {
-    let stdout = child.stdout.as_mut().expect("piped stdout");
-    let mut reader = BufReader::new(stdout);
-    let mut got = String::new();
-    loop {
-        got.clear();
-        assert!(
-            reader.read_line(&mut got).unwrap() > 0,
-            "the container ended before printing {line:?}"
-        );
-        if got.trim_end() == line {
-            return;
-        }
+/// Waits until the container runs `sleep MARKER`; `Err` if it never did, also as soon as the
+/// step has ended (a wrong step fails at once, not after [`BOUND`]).
+fn sleep_started(child: &mut Child, marker: &str) -> Result<(), ()> {
+    let mut ended = false;
+    wait_until(BOUND, || {
+        ended = ended || child.try_wait().is_ok_and(|status| status.is_some());
+        ended || !processes_with(marker).is_empty()
+    })?;
+    match ended && processes_with(marker).is_empty() {
+        true => Err(()),
+        false => Ok(()),
     }
 }
 
-fn signal(child: &Child, signal: Signal) {
-    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+/// Kills what is left of a failed test's container, so that nothing outlives the test.
+fn kill_all(marker: &str) {
+    for pid in processes_mentioning(marker) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
 }
 
-/// A number that marks this test's processes (`sleep 1000NNN`).
+/// Reads the child's stdout until a line equal to `line` arrives (for up to [`BOUND`]);
+/// `Err` with what it printed if the line never came.
+fn wait_for_line(child: &mut Child, line: &str) -> Result<(), String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for got in BufReader::new(stdout).lines() {
+            let Ok(got) = got else { break };
+            if send.send(got).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut printed = String::new();
+    while let Some(left) = BOUND.checked_sub(start.elapsed()) {
+        match receive.recv_timeout(left) {
+            Ok(got) if got == line => return Ok(()),
+            Ok(got) => printed.push_str(&format!("{got}\n")),
+            Err(_) => break,
+        }
+    }
+    Err(printed)
+}
+
+/// Sends `signal` to the step, unless it has ended already (and its pid may be another's).
+fn signal(child: &mut Child, signal: Signal) {
+    if let Ok(None) = child.try_wait() {
+        let _ = kill(Pid::from_raw(child.id() as i32), signal);
+    }
+}
+
+/// A number that marks one test's processes (`sleep 1000SNN.PID`): step `n`, test `salt`,
+/// and this test binary (`just check` runs several at once, on the same step).
 fn marker(n: usize, salt: u32) -> String {
-    format!("{}", 1_000_000 + salt * 10 + n as u32)
+    format!(
+        "{}.{}",
+        1_000_000 + salt * 100 + n as u32,
+        std::process::id()
+    )
 }
 
 // ---- hosts that forbid user namespaces ----------------------------------------------------
 
-#[test]
-fn a_refused_user_namespace_says_why_and_points_to_doctor() {
-    let _serial = serial();
+per_step!(a_refused_user_namespace_says_why_and_points_to_doctor: step_02 = 2, step_03 = 3,
+    step_04 = 4, step_05 = 5, step_06 = 6, step_07 = 7, step_08 = 8, step_09 = 9, step_10 = 10);
+fn a_refused_user_namespace_says_why_and_points_to_doctor(n: usize) {
     if plumbing::host::Sysctls::host().userns_block().is_some() {
-        eprintln!("SKIPPED: this host itself blocks user namespaces; `just doctor` says why");
-        assert!(std::env::var_os("CI").is_none(), "CI hosts must allow them");
+        common::skipped("this host itself blocks user namespaces; `just doctor` says why");
         return;
     }
     let deny = fixture().bin.join("deny");
-    for n in 2..STEPS.len() {
-        let run = step(n, &["true"]).wrapped_in(&deny, &["userns"]).run();
-        run.assert_code(125);
-        let error = run
-            .stderr
-            .split_once("error: ")
-            .map(|(_, error)| error)
-            .unwrap_or_default();
-        assert_eq!(
-            error,
-            "unshare(CLONE_NEWUSER) failed: EPERM: Operation not permitted\n  \
-             hint: this host does not allow unprivileged user namespaces \
-             (inside Docker or WSL1?): run `just doctor`\n"
-        );
-    }
+    let run = step(n, &["true"]).wrapped_in(&deny, &["userns"]).run();
+    run.assert_code(125);
+    let error = run
+        .stderr
+        .split_once("error: ")
+        .map(|(_, error)| error)
+        .unwrap_or_default();
+    assert_eq!(
+        error,
+        "unshare(CLONE_NEWUSER) failed: EPERM: Operation not permitted\n  \
+         hint: this host does not allow unprivileged user namespaces \
+         (inside Docker or WSL1?): run `just doctor`\n"
+    );
 }
 
 #[test]
 fn with_the_apparmor_restriction_set_the_step_names_the_sysctl() {
-    let _serial = serial();
     if !common::can_run_as_real_root() {
         return;
     }
@@ -159,7 +213,6 @@ fn with_the_apparmor_restriction_set_the_step_names_the_sysctl() {
 
 #[test]
 fn the_doctor_meets_a_real_refusal() {
-    let _serial = serial();
     let deny = fixture().bin.join("deny");
     let mut command = Command::new(&deny);
     command
@@ -183,136 +236,155 @@ fn the_doctor_meets_a_real_refusal() {
 
 // ---- signals and exit status ----------------------------------------------------------------
 
-/// Steps 03+ stand between the caller and PID 1.
-const SUPERVISED: [usize; 6] = [3, 4, 5, 6, 7, 8];
+/// Steps 03+ stand between the caller and PID 1: one test of each kind per step.
+macro_rules! supervised {
+    ($check:ident) => {
+        per_step!($check: step_03 = 3, step_04 = 4, step_05 = 5, step_06 = 6, step_07 = 7,
+            step_08 = 8, step_09 = 9, step_10 = 10);
+    };
+}
 
-#[test]
-fn signals_sent_to_the_step_reach_the_container() {
-    let _serial = serial();
+/// What went wrong when the step did not end as `expected` after `sent`, in the lesson's
+/// words: the parent catches the signal (plumbing::catch_signals, before the fork), passes it
+/// on to PID 1 (plumbing::forward_signals), and PID 1 dies with its parent (PR_SET_PDEATHSIG).
+fn after_signal(n: usize, sent: Signal, status: Option<ExitStatus>, expected: &str) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let what = match status {
+        None => format!(
+            "step {n:02} was still running {} s after {sent}: the parent caught it and PID 1 \
+             never got it. The parent must pass caught signals on to PID 1 (call \
+             plumbing::forward_signals(child) before waitpid); that also arms the SIGKILL for \
+             a PID 1 that ignores them",
+            BOUND.as_secs()
+        ),
+        Some(status) if status.signal() == Some(sent as i32) => format!(
+            "step {n:02} itself died of {sent}: nothing caught it, so PID 1 never got it. Catch \
+             the signals before the fork (plumbing::catch_signals()), so that the parent \
+             survives them and passes them on"
+        ),
+        Some(status) => format!("step {n:02} ended with {status} after {sent}"),
+    };
+    format!("{what} (expected: {expected})")
+}
+
+supervised!(signals_sent_to_the_step_reach_the_container);
+fn signals_sent_to_the_step_reach_the_container(n: usize) {
     let cases = [
         (Signal::SIGTERM, "TERM", 42),
         (Signal::SIGINT, "INT", 43),
         (Signal::SIGHUP, "HUP", 44),
         (Signal::SIGQUIT, "QUIT", 45),
     ];
-    for n in SUPERVISED {
-        for (sig, name, code) in cases {
-            // PID 1 with a handler: it gets the forwarded signal and exits its own way.
-            let script =
-                format!("trap 'exit {code}' {name}; echo ready; while :; do sleep 0.05; done");
-            let mut child = step(n, &["sh", "-c", &script]).spawn();
-            wait_for_line(&mut child, "ready");
-            signal(&child, sig);
-            let status = wait_exit(&mut child);
-            assert_eq!(status.code(), Some(code), "step {n}, SIG{name}");
-        }
-    }
-}
-
-#[test]
-fn kill_never_leaves_a_process_behind() {
-    let _serial = serial();
-    for n in SUPERVISED {
-        // `sleep` as PID 1 has no handler: it ignores the forwarded SIGTERM (the PID 1 trap),
-        // and the parent sends SIGKILL after its grace period.
+    for (sig, name, code) in cases {
+        // PID 1 with a handler: it gets the forwarded signal and exits its own way.
         let mark = marker(n, 1);
-        let mut child = step(n, &["sleep", &mark]).spawn();
-        wait_until("the container's sleep", || {
-            !processes_with(&mark).is_empty()
-        });
-        signal(&child, Signal::SIGTERM);
+        let script = format!("trap 'exit {code}' {name}; echo ready; while :; do sleep 0.05; done");
+        let mut child = step(n, &["sh", "-c", &script, &mark]).spawn();
+        if let Err(printed) = wait_for_line(&mut child, "ready") {
+            let _ = child.kill();
+            kill_all(&mark);
+            panic!("step {n:02}: the container never started its command; it printed:\n{printed}");
+        }
+        signal(&mut child, sig);
         let status = wait_exit(&mut child);
-        assert_eq!(status.code(), Some(128 + 9), "step {n}: PID 1 was killed");
-        assert_eq!(processes_with(&mark), Vec::<i32>::new(), "step {n}");
-
-        // kill -9 of the step itself: the kernel kills PID 1 (PR_SET_PDEATHSIG).
-        let mark = marker(n, 2);
-        let mut child = step(n, &["sleep", &mark]).spawn();
-        wait_until("the container's sleep", || {
-            !processes_with(&mark).is_empty()
-        });
-        signal(&child, Signal::SIGKILL);
-        wait_exit(&mut child);
-        wait_until("PID 1 to die with its parent", || {
-            processes_with(&mark).is_empty()
-        });
-    }
-    for n in [0, 2] {
-        // Without a supervisor the step *is* the command: the signal ends it directly.
-        let mark = marker(n, 3);
-        let mut child = step(n, &["sleep", &mark]).spawn();
-        wait_until("the sleep", || !processes_with(&mark).is_empty());
-        signal(&child, Signal::SIGTERM);
-        let status = wait_exit(&mut child);
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(status.signal(), Some(15), "step {n}");
+        kill_all(&mark);
+        assert_eq!(
+            status.and_then(|status| status.code()),
+            Some(code),
+            "{}",
+            after_signal(n, sig, status, &format!("PID 1's trap exits {code}"))
+        );
     }
 }
 
-#[test]
-fn when_pid_1_exits_its_orphans_die_too() {
-    let _serial = serial();
-    for n in SUPERVISED {
-        let mark = marker(n, 4);
-        let script = format!("sleep {mark} & echo started");
-        let run = step(n, &["sh", "-c", &script]).run();
-        run.assert_code(0);
-        assert_eq!(run.stdout, "started\n");
-        wait_until("the orphaned sleep to be killed", || {
-            processes_with(&mark).is_empty()
-        });
+supervised!(kill_never_leaves_a_process_behind);
+fn kill_never_leaves_a_process_behind(n: usize) {
+    // `sleep` as PID 1 has no handler: it ignores the forwarded SIGTERM (the PID 1 trap),
+    // and the parent sends SIGKILL after its grace period.
+    let mark = marker(n, 2);
+    let mut child = step(n, &["sleep", &mark]).spawn();
+    let started = sleep_started(&mut child, &mark);
+    if started.is_err() {
+        let _ = child.kill();
+        kill_all(&mark);
+        panic!("step {n:02}: the container's `sleep {mark}` never started");
     }
+    signal(&mut child, Signal::SIGTERM);
+    let status = wait_exit(&mut child);
+    let left = processes_with(&mark);
+    kill_all(&mark);
+    assert_eq!(
+        status.and_then(|status| status.code()),
+        Some(128 + 9),
+        "{}",
+        after_signal(
+            n,
+            Signal::SIGTERM,
+            status,
+            "PID 1 ignores it, and is killed 2 s later: 137"
+        )
+    );
+    assert_eq!(
+        left,
+        Vec::<i32>::new(),
+        "step {n:02}: PID 1 outlived its step"
+    );
+
+    // kill -9 of the step itself: the kernel kills PID 1 (PR_SET_PDEATHSIG).
+    let mark = marker(n, 3);
+    let mut child = step(n, &["sleep", &mark]).spawn();
+    let started = sleep_started(&mut child, &mark);
+    signal(&mut child, Signal::SIGKILL);
+    let _ = child.wait();
+    let died = wait_until(AT_ONCE, || processes_with(&mark).is_empty());
+    kill_all(&mark);
+    assert!(
+        started.is_ok(),
+        "step {n:02}: the container's `sleep {mark}` never started"
+    );
+    assert!(
+        died.is_ok(),
+        "step {n:02} was killed with SIGKILL, and its PID 1 lived on: the child must ask the \
+         kernel to kill it when its parent dies, first thing after the fork \
+         (prctl(PR_SET_PDEATHSIG, SIGKILL): die_with_parent)"
+    );
+}
+
+per_step!(without_a_supervisor_a_signal_ends_the_command: step_00 = 0, step_02 = 2);
+fn without_a_supervisor_a_signal_ends_the_command(n: usize) {
+    use std::os::unix::process::ExitStatusExt;
+    // Without a supervisor the step *is* the command: the signal ends it directly.
+    let mark = marker(n, 4);
+    let mut child = step(n, &["sleep", &mark]).spawn();
+    let started = sleep_started(&mut child, &mark);
+    signal(&mut child, Signal::SIGTERM);
+    let status = wait_exit(&mut child);
+    kill_all(&mark);
+    assert!(started.is_ok(), "step {n:02}: `sleep {mark}` never started");
+    assert_eq!(status.and_then(|s| s.signal()), Some(15), "step {n:02}");
+}
+
+supervised!(when_pid_1_exits_its_orphans_die_too);
+fn when_pid_1_exits_its_orphans_die_too(n: usize) {
+    let mark = marker(n, 5);
+    // The background sleep's stdout closed: the run ends when PID 1 does.
+    let script = format!("sleep {mark} >&- 2>&- & echo started");
+    let run = step(n, &["sh", "-c", &script]).run();
+    let gone = wait_until(AT_ONCE, || processes_with(&mark).is_empty());
+    kill_all(&mark);
+    run.assert_code(0);
+    assert_eq!(run.stdout, "started\n");
+    assert!(
+        gone.is_ok(),
+        "step {n:02}: PID 1 exited, and the `sleep` it left running in the background lived \
+         on: when PID 1 of a PID namespace dies, the kernel kills the rest of it, so the \
+         command must run as PID 1 of a namespace of its own (unshare(CLONE_NEWPID), fork)"
+    );
 }
 
 // ---- nothing leaks ------------------------------------------------------------------------------
 
-/// What a step could leave behind on the host, as seen from this test process.
-#[derive(Debug, PartialEq, Eq)]
-struct HostState {
-    hostname: String,
-    mounts: String,
-    children: Vec<i32>,
-    files: Vec<PathBuf>,
-}
-
-/// The processes whose parent is this test process. With PR_SET_CHILD_SUBREAPER set, every
-/// orphan of a step lands here instead of with init, so no leftover can slip away unseen;
-/// zombies (already dead) are reaped first.
-fn our_children() -> Vec<i32> {
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-    while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-        if status == WaitStatus::StillAlive {
-            break;
-        }
-    }
-    let me = std::process::id().to_string();
-    let mut children: Vec<i32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            // pid (comm) state ppid …: comm may hold spaces, so split after the last ')'.
-            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
-            (ppid == me).then_some(pid)
-        })
-        .collect();
-    children.sort();
-    children
-}
-
-fn host_state() -> HostState {
-    let mut files: Vec<PathBuf> = walk(&fixture().dir);
-    files.sort();
-    HostState {
-        hostname: common::hostname(),
-        mounts: std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
-        children: our_children(),
-        files,
-    }
-}
-
-/// Every path below `dir`, including the rootfs: a step must not write anywhere.
+/// Every path below `dir`: a step must not write anywhere.
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -324,58 +396,81 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
             out.push(path);
         }
     }
+    out.sort();
     out
 }
 
-#[test]
-fn no_step_leaks_anything_onto_the_host() {
-    let _serial = serial();
-    nix::sys::prctl::set_child_subreaper(true).expect("become a subreaper");
-    let before = host_state();
-    for n in 0..STEPS.len() {
-        // Success, failure, and killed.
-        let _ = step(n, &["sh", "-c", "hostname"]).run();
-        let _ = step(n, &["no-such-command"]).run();
-        let mark = marker(n, 5);
-        let mut child = step(n, &["sleep", &mark]).spawn();
-        if n != 1 {
-            wait_until("the sleep", || !processes_with(&mark).is_empty());
-        }
-        signal(&child, Signal::SIGTERM);
-        wait_exit(&mut child);
-        wait_until("every process of the step to end", || {
-            our_children().is_empty()
-        });
-        let after = host_state();
-        assert_eq!(after.hostname, before.hostname, "step {n}: hostname");
-        assert!(
-            after.mounts == before.mounts,
-            "step {n} changed the mount table:\n{}",
-            after.mounts
-        );
-        assert_eq!(after.children, before.children, "step {n} left processes");
-        let new: Vec<_> = after
-            .files
-            .iter()
-            .filter(|f| !before.files.contains(f))
-            .collect();
-        // Leftovers of steps killed with SIGKILL by earlier tests may go: the next run of
-        // their step removes them. Anything else must stay.
-        let gone: Vec<_> = before
-            .files
-            .iter()
-            .filter(|f| !after.files.contains(f) && !f.starts_with(&fixture().tmp))
-            .collect();
-        assert!(
-            new.is_empty() && gone.is_empty(),
-            "step {n}: files {new:?} appeared, {gone:?} vanished"
-        );
-    }
+per_step!(no_step_leaks_anything_onto_the_host: step_00 = 0, step_01 = 1, step_02 = 2,
+    step_03 = 3, step_04 = 4, step_05 = 5, step_06 = 6, step_07 = 7, step_08 = 8, step_09 = 9,
+    step_10 = 10);
+fn no_step_leaks_anything_onto_the_host(n: usize) {
+    use std::os::unix::fs::PermissionsExt;
+    // A TMPDIR of its own (the overlay's layers of steps 07+ go there), to see what a run
+    // leaves in it, and the rootfs, which no step may change.
+    let tmp = fixture().dir.join(format!("tmp-leaks-{n}"));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let files = || [walk(&tmp), walk(&fixture().rootfs)].concat();
+    // The mounts at the paths a step mounts on, its rootfs and scratch directories: other
+    // tests may mount elsewhere meanwhile (`just test` runs the test files at once).
+    let mounts = || -> Vec<String> {
+        let ours = [&fixture().dir, &fixture().rootfs].map(|path| path.to_string_lossy());
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|line| {
+                let at = line.split(' ').nth(4).unwrap_or_default();
+                ours.iter().any(|path| at.starts_with(path.as_ref()))
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let (hostname, mounts_before, files_before) = (common::hostname(), mounts(), files());
+    // Success, failure, and killed: each run marked, to find what it leaves running.
+    let mark = marker(n, 6);
+    let _ = step(n, &["sh", "-c", "hostname", &mark])
+        .env("TMPDIR", &tmp)
+        .run();
+    let _ = step(n, &["no-such-command", &mark])
+        .env("TMPDIR", &tmp)
+        .run();
+    let mut child = step(n, &["sleep", &mark]).env("TMPDIR", &tmp).spawn();
+    let started = n == 1 || sleep_started(&mut child, &mark).is_ok();
+    signal(&mut child, Signal::SIGTERM);
+    let status = wait_exit(&mut child);
+    let gone = wait_until(BOUND, || processes_mentioning(&mark).is_empty());
+    kill_all(&mark);
+    assert!(started, "step {n:02}: `sleep {mark}` never started");
+    assert!(
+        status.is_some(),
+        "{}",
+        after_signal(n, Signal::SIGTERM, status, "it ends")
+    );
+    assert!(gone.is_ok(), "step {n:02} left processes running");
+    assert_eq!(common::hostname(), hostname, "step {n:02}: hostname");
+    let after = mounts();
+    assert!(
+        after == mounts_before,
+        "step {n:02} left mounts on the host:\n{}",
+        after.join("\n")
+    );
+    let files_after = files();
+    let new: Vec<_> = files_after
+        .iter()
+        .filter(|file| !files_before.contains(file))
+        .collect();
+    let gone: Vec<_> = files_before
+        .iter()
+        .filter(|file| !files_after.contains(file))
+        .collect();
+    assert!(
+        new.is_empty() && gone.is_empty(),
+        "step {n:02} changed files: {new:?} appeared, {gone:?} vanished"
+    );
 }
 
 #[test]
 fn with_a_shared_root_mounts_stay_in_the_container() {
-    let _serial = serial();
     if !common::can_run_as_real_root() {
         return;
     }

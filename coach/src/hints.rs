@@ -1,6 +1,8 @@
 //! A step's `HINTS.md`: progressive hints (`## Hint 1`, `## Hint 2`, ...), and the typical
 //! wrong answers that `just check` recognises, one list item each:
-//! ``- `text your step prints`: what it means and what to change``.
+//! ``- `what your step did, or printed`: what it means and what to change``. What it did is
+//! one of the findings of [`crate::trace`], as `just check` prints them (`never X`,
+//! `X failed: EPERM`, `X before Y`): those do not depend on the learner's own messages.
 //! Hints live next to the step they are about, so a step added later brings its own.
 
 use std::path::Path;

@@ -84,25 +84,41 @@ fn check(workshop: &Workshop, step: &Step) -> Result<i32> {
         step.number,
         workshop.shown(&copy)
     );
-    let Some(binary) = check::build(workshop, step, &copy)? else {
+    let Some(built) = check::build(workshop, step, &copy)? else {
         println!(
             "\n❌ Your copy does not compile yet: cargo's messages above say where (the first \
              error is the one to fix)."
         );
         return Ok(1);
     };
+    let executables = check::prepare(workshop)?;
+    let sandbox = check::sandbox(workshop)?;
+    let binary = sandbox.place(&built.binary, &format!("yours/{}", step.package()))?;
     eprintln!(
-        "just check {}: running step {:02}'s checks on it (cargo test -p bento-tests --test steps \
-         step_{:02}_) ...",
-        step.number, step.number, step.number
+        "just check {}: running step {:02}'s checks on it (the tests named step_{:02} in tests/{}.rs) \
+         and comparing what it does with the solution ...",
+        step.number,
+        step.number,
+        step.number,
+        check::CHECKS.join(".rs, tests/")
     );
-    let (outcomes, log) = check::run_tests(workshop, step, &binary)?;
+    // The tests and the trace at once: both mostly wait for processes.
+    let (tests, calls) = std::thread::scope(|scope| {
+        let tests = scope.spawn(|| check::run_tests(workshop, step, &binary, &executables));
+        let calls = check::compare_calls(workshop, step, &binary, &sandbox);
+        (tests.join(), calls)
+    });
+    let (outcomes, log) = tests.map_err(|_| anyhow::anyhow!("the checks panicked"))??;
+    let source = std::fs::read_to_string(copy.join("src/main.rs")).unwrap_or_default();
     let hints = hints::read(&step.dir)?;
     let shown = hints_shown(workshop, step);
-    print!(
-        "{}",
-        check::report(workshop, step, &outcomes, &log, &hints, shown)
-    );
+    let results = check::Results {
+        outcomes: &outcomes,
+        log: &log,
+        calls: &calls,
+        source: &source,
+    };
+    print!("{}", check::report(workshop, step, &results, &hints, shown));
     if outcomes.iter().all(|o| o.passed) {
         println!(
             "\n✅ Step {:02} works like the solution. Try it: `just step {}`; compare: `just \

@@ -2,8 +2,9 @@
 //!
 //! Every line compares what the process sees now with what it saw before isolation:
 //! namespace links from `/proc/self/ns`, `stat("/")`, `/proc/self/uid_map`, where
-//! `/proc/self` points, whether `..` still climbs to the host's root, the mount at `/`
-//! (`/proc/self/mountinfo`) and the network interfaces (`/proc/self/net/dev`).
+//! `/proc/self` points, whether `..` still climbs to the host's root, the mounts
+//! (`/proc/self/mountinfo`: the one at `/`, and whether the host's root is still among them)
+//! and the network interfaces (`/proc/self/net/dev`).
 //!
 //! The first five lines are the talk's; each later step ticks one more. A step shows the
 //! lines it has ticked and the next one, unticked: what the next step is for.
@@ -32,6 +33,11 @@ pub struct Facts {
     /// Does `..`, from a chroot below our root, still reach the host's root directory?
     /// `None` when that could not be tried.
     pub host_root_reachable: Option<bool>,
+    /// Where the host's root is still mounted in our mount table, if it is: a mount of the
+    /// same filesystem and directory as the host's `/` (`/proc/self/mountinfo`). The `..`
+    /// probe cannot see an old root kept at a path, e.g. `pivot_root(root, root/.oldroot)`
+    /// without the umount.
+    pub host_root_mounted: Option<String>,
     /// The filesystem type and options of the mount at `/`, if `/` is a mount point.
     pub root_fs: Option<(String, String)>,
     /// Is the network namespace different from the one before isolation?
@@ -164,19 +170,24 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         ),
     };
 
-    let old_root = match facts.host_root_reachable {
-        Some(false) => check(
-            true,
-            "Host's / out of reach",
-            "pivot_root detached it: `..` stops at our /".into(),
-        ),
-        Some(true) if facts.new_root => check(
+    let old_root = match (facts.host_root_reachable, &facts.host_root_mounted) {
+        _ if !facts.new_root => check(false, "Host's / out of reach", "/ is the host's /".into()),
+        (Some(true), _) => check(
             false,
             "Host's / out of reach",
             "still mounted: `..` climbs back to it (chroot escape)".into(),
         ),
-        Some(true) => check(false, "Host's / out of reach", "/ is the host's /".into()),
-        None => check(
+        (_, Some(point)) => check(
+            false,
+            "Host's / out of reach",
+            format!("still mounted at {point}: the old root was not detached (mountinfo)"),
+        ),
+        (Some(false), None) => check(
+            true,
+            "Host's / out of reach",
+            "pivot_root detached it: `..` stops at our /".into(),
+        ),
+        (None, None) => check(
             false,
             "Host's / out of reach",
             "could not be checked (no directory to chroot into)".into(),
@@ -300,6 +311,7 @@ mod tests {
             new_root: true,
             proc_self: Some(1),
             host_root_reachable: Some(false),
+            host_root_mounted: None,
             root_fs: Some((
                 "overlay".into(),
                 "rw,lowerdir=/r,upperdir=/u,workdir=/w".into(),
@@ -341,6 +353,7 @@ mod tests {
             new_root: false,
             proc_self: Some(4242),
             host_root_reachable: Some(true),
+            host_root_mounted: Some("/".into()),
             root_fs: Some(("ext4".into(), "rw".into())),
             new_net_ns: false,
             interfaces: vec!["lo".into(), "eth0".into()],
@@ -474,6 +487,23 @@ mod tests {
             ..step_05
         };
         assert_eq!(visible(&evaluate(&step_03)).len(), 5);
+    }
+
+    #[test]
+    fn an_old_root_kept_at_a_path_is_not_out_of_reach() {
+        // pivot_root(root, root/.oldroot) without the umount: `..` stops at our /, but the
+        // host's whole tree is one path away.
+        let facts = Facts {
+            host_root_reachable: Some(false),
+            host_root_mounted: Some("/.oldroot".into()),
+            ..container()
+        };
+        let check = &evaluate(&facts)[5];
+        assert!(!check.ok);
+        assert_eq!(
+            check.detail,
+            "still mounted at /.oldroot: the old root was not detached (mountinfo)"
+        );
     }
 
     #[test]

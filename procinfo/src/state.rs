@@ -72,6 +72,9 @@ pub struct Host {
     /// uid_map after `chroot` has hidden the host's `/proc` from us.
     proc: OwnedFd,
     before: Snapshot,
+    /// The host's root mount, as mountinfo names it: which filesystem, and which directory
+    /// of it, is mounted at `/` (`None` if mountinfo could not be read).
+    root_mount: Option<MountSource>,
 }
 
 /// Captures the state of this process before any isolation and prints it as
@@ -81,9 +84,18 @@ pub fn before_isolation() -> Result<Host> {
         .context("cannot open /proc: the steps read /proc/self to show their state")?;
     let proc = OwnedFd::from(proc);
     let before = Snapshot::capture(&proc)?;
+    let mut host = Host {
+        proc,
+        before,
+        root_mount: None,
+    };
+    host.root_mount = host
+        .read("self/mountinfo")
+        .ok()
+        .and_then(|mountinfo| source_at(&mountinfo, "/"));
     // One write(2) for the whole block: stderr is unbuffered.
-    eprint!("{}", before.render("Before Isolation"));
-    Ok(Host { proc, before })
+    eprint!("{}", host.before.render("Before Isolation"));
+    Ok(host)
 }
 
 impl Host {
@@ -112,6 +124,10 @@ impl Host {
             } else {
                 Some(true)
             },
+            host_root_mounted: self
+                .root_mount
+                .as_ref()
+                .and_then(|root| mounted_at(&mountinfo, root)),
             root_fs: mount_at(&mountinfo, "/"),
             dev_fs: mount_at(&mountinfo, "/dev").map(|(fstype, _)| fstype),
             devpts_fs: mount_at(&mountinfo, "/dev/pts").map(|(fstype, _)| fstype),
@@ -202,6 +218,42 @@ fn mount_at(mountinfo: &str, point: &str) -> Option<(String, String)> {
     })
 }
 
+/// What a mount shows: the filesystem (`major:minor`) and the directory of it that is
+/// mounted (mountinfo's 3rd and 4th fields, proc(5)). A bind mount of a subdirectory shows
+/// the same filesystem with another directory.
+#[derive(Debug, PartialEq, Eq)]
+struct MountSource {
+    device: String,
+    root: String,
+}
+
+/// The source of the mount on top at `point`.
+fn source_at(mountinfo: &str, point: &str) -> Option<MountSource> {
+    mountinfo.lines().rev().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').take(5).collect();
+        let [_, _, device, root, at] = fields[..] else {
+            return None;
+        };
+        (at == point).then(|| MountSource {
+            device: device.to_string(),
+            root: root.to_string(),
+        })
+    })
+}
+
+/// Where `source` is mounted in `mountinfo`, if anywhere (the first place listed). The kernel
+/// lists only the mounts below our root (proc(5)): after a chroot the host's root is not
+/// listed even though `..` reaches it, which is why the checklist asks both.
+fn mounted_at(mountinfo: &str, source: &MountSource) -> Option<String> {
+    mountinfo.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').take(5).collect();
+        let [_, _, device, root, at] = fields[..] else {
+            return None;
+        };
+        (device == source.device && root == source.root).then(|| at.to_string())
+    })
+}
+
 /// Is standard input a terminal, and whose? `Some(true)` when it is a pty of the devpts
 /// mounted at `/dev/pts` in our own view (same device as that directory: stat(2) `st_dev`),
 /// `Some(false)` for another terminal (the host's), `None` when it is no terminal at all.
@@ -249,6 +301,25 @@ mod tests {
             mount_at("40 22 0:21 / /proc rw - proc proc rw\n", "/"),
             None
         );
+    }
+
+    #[test]
+    fn the_hosts_root_is_found_wherever_it_is_still_mounted() {
+        let host = "\
+            22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+            40 22 0:21 / /proc rw - proc proc rw\n";
+        let root = source_at(host, "/").unwrap();
+        assert_eq!(root.device, "252:0");
+        // After pivot_root(root, root/.oldroot) without the umount: the rootfs (a bind
+        // mount of a directory of the same disk) is /, the host's root is at /.oldroot.
+        let kept = "\
+            60 59 252:0 /tmp/rootfs / rw - ext4 /dev/vda rw\n\
+            61 60 252:0 / /.oldroot rw - ext4 /dev/vda rw\n\
+            62 61 0:21 / /.oldroot/proc rw - proc proc rw\n";
+        assert_eq!(mounted_at(kept, &root), Some("/.oldroot".into()));
+        // Detached: only the rootfs, a directory of the same disk, is left.
+        let detached = "60 59 252:0 /tmp/rootfs / rw - ext4 /dev/vda rw\n";
+        assert_eq!(mounted_at(detached, &root), None);
     }
 
     #[test]

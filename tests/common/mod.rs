@@ -11,17 +11,15 @@
 pub mod terminal;
 
 use std::ffi::OsString;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-/// The unprivileged uid and gid the steps run as when the tests run as root.
-pub const NOBODY: u32 = 65534;
-
-/// A PATH every user can search.
-pub const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+use coach::sandbox::Sandbox;
+/// The unprivileged uid the steps run as when the tests run as root, a PATH every user can
+/// search, and the uid the steps run as.
+pub use coach::sandbox::{NOBODY, SYSTEM_PATH, step_uid};
 
 /// The workshop's step binaries, by number.
 pub const STEPS: [&str; 11] = [
@@ -41,8 +39,9 @@ pub const STEPS: [&str; 11] = [
 /// A file on the host, outside the rootfs, that the breakout probe tries to read.
 pub const HOST_SECRET: &str = "host-secret.txt";
 
-/// A world-readable directory holding copies of the binaries, a busybox rootfs that belongs
-/// to the user the steps run as (as a learner's own `rootfs/` does), and a TMPDIR for them.
+/// A world-readable directory holding the binaries, a busybox rootfs that belongs to the
+/// user the steps run as (as a learner's own `rootfs/` does), and a TMPDIR for them: a
+/// [`coach::sandbox::Sandbox`], the same as `just check` traces steps in.
 pub struct Fixture {
     pub dir: PathBuf,
     pub rootfs: PathBuf,
@@ -50,6 +49,9 @@ pub struct Fixture {
     pub tmp: PathBuf,
     /// Whether the static breakout probe could be built and put in the rootfs's /bin.
     pub has_breakout: bool,
+    /// The directory lives as long as this (the whole test binary: a static is never
+    /// dropped; the next run removes it, as any leftover of a dead process).
+    _sandbox: Sandbox,
 }
 
 /// The workspace's root directory.
@@ -104,49 +106,34 @@ pub fn can_run_as_real_root() -> bool {
     if running_as_root() {
         return true;
     }
-    eprintln!("SKIPPED: this test needs root (CI runs as root); `sudo just test` includes it");
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must run the suite as root"
-    );
+    skipped("this test needs root (CI runs as root); `sudo just test` includes it");
     false
 }
 
-/// The uid the steps run as: ours, or nobody when we are root.
-pub fn step_uid() -> u32 {
-    if running_as_root() {
-        NOBODY
-    } else {
-        nix::unistd::getuid().as_raw()
-    }
+/// Says loudly that a test is skipped, and why; in CI (`CI` set) a skip is a failure: CI
+/// must prove everything.
+pub fn skipped(why: &str) {
+    eprintln!("SKIPPED: {why}");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run every test, but: {why}"
+    );
 }
 
 /// The fixture, created once per test binary.
 pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let base = std::env::temp_dir();
-        // Fixtures of earlier test runs that were killed before they could clean up.
-        plumbing::remove_leftovers(&base, "bento-tests-");
-        let dir = base.join(format!("bento-tests-{}", std::process::id()));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).expect("remove an old fixture");
-        }
-        let bin = dir.join("bin");
-        std::fs::create_dir_all(&bin).expect("create the fixture directory");
-        for path in [&dir, &bin] {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-                .expect("make the fixture world-readable");
-        }
+        let sandbox = Sandbox::create("tests", &built("rootfs-fetch")).expect("create the fixture");
         for name in STEPS
             .iter()
             .chain(&["rootfs-fetch", "bento-doctor", "deny"])
         {
-            std::fs::copy(checked_or_built(name), bin.join(name))
-                .expect("copy a binary into the fixture");
+            sandbox
+                .place(&checked_or_built(name), &format!("bin/{name}"))
+                .expect("put a binary in the fixture");
         }
-        let rootfs = dir.join("rootfs");
-        build_rootfs(&rootfs);
+        let rootfs = sandbox.rootfs.clone();
         let has_breakout = match static_breakout() {
             Some(probe) => {
                 std::fs::copy(probe, rootfs.join("bin/breakout")).expect("copy the probe");
@@ -154,19 +141,14 @@ pub fn fixture() -> &'static Fixture {
             }
             None => false,
         };
-        if running_as_root() {
-            chown_tree(&rootfs, NOBODY);
-        }
-        let tmp = dir.join("tmp");
-        std::fs::create_dir(&tmp).expect("create the fixture's tmp");
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        std::fs::write(dir.join(HOST_SECRET), "the host's secret\n").unwrap();
+        std::fs::write(sandbox.dir.join(HOST_SECRET), "the host's secret\n").unwrap();
         Fixture {
-            dir,
+            dir: sandbox.dir.clone(),
+            bin: sandbox.dir.join("bin"),
+            tmp: sandbox.tmp.clone(),
             rootfs,
-            bin,
-            tmp,
             has_breakout,
+            _sandbox: sandbox,
         }
     })
 }
@@ -194,8 +176,9 @@ fn log_for_check(run: &Run) {
     // libtest names each test's thread after the test.
     let test = std::thread::current().name().unwrap_or("?").to_string();
     let entry = format!(
-        "{}test: {test}\n{}",
+        "{}test: {test}\n{}{}",
         coach::check::LOG_SEPARATOR,
+        if run.wrapped { "wrapped\n" } else { "" },
         run.report()
     );
     let mut file = std::fs::OpenOptions::new()
@@ -239,16 +222,6 @@ pub fn static_binary(name: &str) -> Option<PathBuf> {
     (static_ok == "yes" && binary.is_file()).then_some(binary)
 }
 
-/// `chown -R uid:uid`, without following symlinks.
-fn chown_tree(path: &Path, id: u32) {
-    std::os::unix::fs::lchown(path, Some(id), Some(id)).expect("chown the rootfs");
-    if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-        for entry in std::fs::read_dir(path).unwrap().flatten() {
-            chown_tree(&entry.path(), id);
-        }
-    }
-}
-
 /// The host's hostname.
 pub fn hostname() -> String {
     nix::unistd::gethostname()
@@ -257,12 +230,19 @@ pub fn hostname() -> String {
         .into_owned()
 }
 
+/// How long one run of a step may take before it is killed and its test fails: every step
+/// run in the tests takes well under a second, but a wrong step may hang.
+pub const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// A run of a step binary, to be configured and then [`StepCommand::run`].
 pub struct StepCommand {
     name: &'static str,
     command: Command,
     as_root: bool,
     shown: Vec<String>,
+    /// Run through another program ([`StepCommand::wrapped_in`]): its output may not be the
+    /// step's usual one.
+    wrapped: bool,
 }
 
 /// Prepares step `n` with the given command line.
@@ -287,6 +267,7 @@ pub fn step(n: usize, args: &[&str]) -> StepCommand {
         name,
         command,
         as_root: false,
+        wrapped: false,
         shown,
     }
 }
@@ -308,6 +289,8 @@ fn shell_quote(arg: &str) -> String {
 pub struct Run {
     pub name: &'static str,
     pub shown: String,
+    /// Run through another program (see [`StepCommand::wrapped_in`]).
+    pub wrapped: bool,
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
@@ -348,6 +331,7 @@ impl StepCommand {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         self.command = command;
+        self.wrapped = true;
         self
     }
 
@@ -369,11 +353,41 @@ impl StepCommand {
     /// Runs the step, as an unprivileged user unless [`Self::run_as_real_root`], and checks the
     /// host's hostname is unchanged afterwards.
     pub fn run(mut self) -> Run {
+        use std::sync::atomic::{AtomicBool, Ordering};
         let uid = if self.as_root { 0 } else { step_uid() };
         let before = hostname();
+        // A group of its own: if the step hangs, the watchdog ends it with all it started.
+        self.command.process_group(0);
         let child = self.spawn();
         let pid = child.id();
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let watchdog = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let deadline = std::time::Instant::now() + RUN_LIMIT;
+                while !done.load(Ordering::SeqCst) {
+                    if std::time::Instant::now() > deadline {
+                        let group = nix::unistd::Pid::from_raw(-(pid as i32));
+                        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+                        return true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                false
+            })
+        };
         let output = child.wait_with_output().expect("wait for the step");
+        done.store(true, Ordering::SeqCst);
+        let killed = watchdog.join().unwrap_or(false);
+        assert!(
+            !killed,
+            "{} {} did not end within {} s: it was killed\n{}{}",
+            self.name,
+            self.shown.join(" "),
+            RUN_LIMIT.as_secs(),
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
         assert_eq!(
             hostname(),
             before,
@@ -383,6 +397,7 @@ impl StepCommand {
         let run = Run {
             name: self.name,
             shown: self.shown.join(" "),
+            wrapped: self.wrapped,
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -460,6 +475,24 @@ impl Run {
         );
         self
     }
+}
+
+/// One test per step for a check that every step must pass: `per_step!(check: step_03 = 3,
+/// step_04 = 4)` makes the tests `check::step_03` and `check::step_04`, each calling
+/// `check(n)`. `just check N` runs the tests whose names contain `step_NN`: so it runs this
+/// check on the learner's step N too, and `cargo test -- step_04` runs every check of step 04.
+#[macro_export]
+macro_rules! per_step {
+    ($check:ident: $($step:ident = $n:literal),+ $(,)?) => {
+        mod $check {
+            $(
+                #[test]
+                fn $step() {
+                    super::$check($n)
+                }
+            )+
+        }
+    };
 }
 
 /// Snapshots a [`Run`] with its machine-specific values redacted.

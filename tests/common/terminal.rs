@@ -6,7 +6,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,9 @@ pub struct Terminal {
     pub pts: OwnedFd,
     screen: Arc<Mutex<String>>,
     stop: Arc<AtomicBool>,
+    /// The program on the terminal, once [`Terminal::watch`] names it: waiting for text it
+    /// will never print stops as soon as it has ended.
+    watched: AtomicU32,
 }
 
 nix::ioctl_write_ptr_bad!(set_window_size, libc::TIOCSWINSZ, libc::winsize);
@@ -67,6 +70,23 @@ impl Terminal {
             pts: pty.slave,
             screen,
             stop,
+            watched: AtomicU32::new(0),
+        }
+    }
+
+    /// From now on, [`Terminal::wait_for`] gives up as soon as `child` has ended.
+    pub fn watch(&self, child: &std::process::Child) {
+        self.watched.store(child.id(), Ordering::SeqCst);
+    }
+
+    /// Has the watched program ended (a zombie, or gone)?
+    fn ended(&self) -> bool {
+        match self.watched.load(Ordering::SeqCst) {
+            0 => false,
+            pid => std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            }),
         }
     }
 
@@ -86,6 +106,15 @@ impl Terminal {
                 Instant::now() < deadline,
                 "{text:?} never appeared on the terminal; it shows:\n{screen}"
             );
+            if self.ended() {
+                // What it wrote last may still be on its way: one more look.
+                std::thread::sleep(Duration::from_millis(50));
+                let screen = self.screen.lock().unwrap().clone();
+                assert!(
+                    screen.get(from..).is_some_and(|rest| rest.contains(text)),
+                    "the program ended before {text:?} appeared on the terminal; it shows:\n{screen}"
+                );
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -133,6 +162,32 @@ impl Terminal {
 impl Drop for Terminal {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A program started on a terminal, killed if it is still running when dropped: a test that
+/// fails half-way leaves nothing behind (its container goes with it: PR_SET_PDEATHSIG).
+pub struct Started(pub std::process::Child);
+
+impl std::ops::Deref for Started {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Started {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
