@@ -4,9 +4,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use common::{SYSTEM_PATH, built, can_run_as_real_root};
+use common::{built, can_run_as_real_root};
 
 /// A fake host: `files` are written below a temporary root.
 fn host(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -379,17 +379,8 @@ impl Podman {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new("podman")
-            .arg("--root")
-            .arg(self.path("storage"))
-            .arg("--runroot")
-            .arg(self.path("run"))
-            .arg("--tmpdir")
-            .arg(self.path("tmp"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+        common::podman_in(self.dir.path())
             .args(args)
-            .env("PATH", SYSTEM_PATH)
-            .stdin(Stdio::null())
             .output()
             .expect("run podman")
     }
@@ -398,18 +389,7 @@ impl Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["rm", "-af", "-t", "0"]);
-        // What podman mounted under our directory (a container's /dev/shm), deepest first.
-        let root = self.dir.path().to_string_lossy().into_owned();
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<&str> = mountinfo
-            .lines()
-            .filter_map(|line| line.split(' ').nth(4))
-            .filter(|point| point.starts_with(&root))
-            .collect();
-        points.sort_by_key(|point| std::cmp::Reverse(point.len()));
-        for point in points {
-            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
-        }
+        common::unmount_below(self.dir.path());
         let _ = plumbing::remove_tree(self.dir.path());
     }
 }

@@ -14,25 +14,12 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{NOBODY, built, running_as_root, workspace};
+use common::{NOBODY, built, have, running_as_root, workspace};
 
 fn read(path: &str) -> String {
     let path = workspace().join(path);
     std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
-}
-
-/// Is `tool` installed? If not, say so loudly; in CI, that is a failure.
-fn have(tool: &str, install: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok();
-    if !found {
-        eprintln!("SKIPPED: {tool} is not installed ({install})");
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have {tool}: {install}"
-        );
-    }
-    found
 }
 
 #[test]
