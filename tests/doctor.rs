@@ -233,10 +233,12 @@ fn inside_docker_the_seccomp_profile_is_blamed_and_the_fix_is_one_line() {
 
 #[test]
 fn lima_and_dev_containers_are_recognised() {
-    // Lima's guest keeps its cidata disk mounted (lima.env: the boot scripts' settings).
-    let lima = host(&[UBUNTU, SHARED_ROOT, ("mnt/lima-cidata/lima.env", "")]);
-    doctor(lima.path(), "ok", 501, good_rootfs())
-        .has("  ✅ Runs in          a Lima VM: a Linux kernel of its own, everything works");
+    // Lima's guest keeps its cidata disk mounted, and its guest agent installed.
+    for marker in ["mnt/lima-cidata/lima.env", "usr/local/bin/lima-guestagent"] {
+        let lima = host(&[UBUNTU, SHARED_ROOT, (marker, "")]);
+        doctor(lima.path(), "ok", 501, good_rootfs())
+            .has("  ✅ Runs in          a Lima VM: a Linux kernel of its own, everything works");
+    }
 
     // The dev containers CLI (VS Code's, Codespaces') leaves its markers in /var/devcontainer.
     let files = [

@@ -49,9 +49,9 @@ impl Place {
         if osrelease.to_lowercase().contains("microsoft") {
             return Place::Wsl2;
         }
-        // Lima's boot scripts read their settings from the cidata disk, and install its guest
-        // agent; both stay.
-        if exists("mnt/lima-cidata/lima.env") || exists("usr/local/bin/lima-guestagent") {
+        // Lima mounts its cidata disk on /mnt/lima-cidata (mode 0700: a user sees only the
+        // directory) and installs its guest agent; both stay after boot.
+        if exists("mnt/lima-cidata") || exists("usr/local/bin/lima-guestagent") {
             return Place::Lima;
         }
         // GitHub documents CODESPACES=true; /workspaces/.codespaces holds its shared files.
