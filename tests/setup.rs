@@ -149,8 +149,30 @@ impl Stubs {
         std::fs::read_to_string(self.log_path()).unwrap()
     }
 
-    /// Runs the setup script with the stand-ins, as `uid` (None: as we are).
+    /// Makes the stand-in `name` fail as apt-get does without a network (exit status 100).
+    fn failing(self, name: &str) -> Stubs {
+        let path = self.path("bin").join(name);
+        std::fs::write(
+            &path,
+            "#!/bin/sh\necho \"E: Could not resolve host\" >&2\nexit 100\n",
+        )
+        .unwrap();
+        self
+    }
+
+    /// Runs the setup script with the stand-ins, as `uid` (None: as we are); it must succeed.
     fn setup(&self, args: &[&str], uid: Option<u32>, env: &[(&str, &str)]) -> Output {
+        let output = self.run(args, uid, env);
+        assert!(
+            output.status.success(),
+            "scripts/setup {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    fn run(&self, args: &[&str], uid: Option<u32>, env: &[(&str, &str)]) -> Output {
         let mut command = Command::new("bash");
         command
             .arg(self.path("setup"))
@@ -167,14 +189,7 @@ impl Stubs {
         if let Some(uid) = uid {
             command.uid(uid).gid(uid);
         }
-        let output = command.output().unwrap();
-        assert!(
-            output.status.success(),
-            "scripts/setup {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
+        command.output().unwrap()
     }
 }
 
@@ -255,6 +270,22 @@ fn setup_installs_only_what_is_missing_as_root_or_through_sudo() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn a_failed_install_stops_with_one_line_and_a_hint() {
+    let stubs = Stubs::new(&[]).failing("apt-get");
+    let output = stubs.run(&[], None, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let sudo = if running_as_root() { "" } else { "sudo " };
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "E: Could not resolve host\n\
+             scripts/setup: this failed (exit status 100): {sudo}apt-get update -qq\n  \
+             hint: fix what it says above, then run scripts/setup again: it skips what is done\n"
+        )
+    );
 }
 
 #[test]
