@@ -273,6 +273,43 @@ fn setup_installs_only_what_is_missing_as_root_or_through_sudo() {
 }
 
 #[test]
+fn without_cargo_it_installs_rust_with_rustup() {
+    if ["/usr/bin/cargo", "/bin/cargo"]
+        .iter()
+        .any(|p| Path::new(p).exists())
+    {
+        eprintln!("SKIPPED: this machine has a cargo of its own in /usr/bin");
+        return;
+    }
+    let stubs = Stubs::new(&CORE.split(' ').collect::<Vec<_>>());
+    std::fs::remove_file(stubs.path("bin/cargo")).unwrap();
+    // rustup.rs's installer, as curl would fetch it: a script that says what it was asked.
+    std::fs::write(
+        stubs.path("bin/curl"),
+        format!(
+            "#!/bin/sh\necho \"curl $*\" >> {log}\necho 'echo \"rustup-init $*\" >> {log}'\n",
+            log = stubs.log_path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        stubs.path("bin/curl"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let output = stubs.setup(&[], None, &[]);
+    assert_eq!(
+        stubs.log(),
+        "curl --proto =https --tlsv1.2 -sSf https://sh.rustup.rs\n\
+         rustup-init -y --profile minimal --component rustfmt,clippy\n"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("setup: Rust: none, installing it with rustup (from static.rust-lang.org)\n")
+    );
+}
+
+#[test]
 fn a_failed_install_stops_with_one_line_and_a_hint() {
     let stubs = Stubs::new(&[]).failing("apt-get");
     let output = stubs.run(&[], None, &[]);
