@@ -9,6 +9,11 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list --unsorted
 
+# Install what the workshop needs on Debian/Ubuntu, only what is missing (`just setup --help`)
+[no-exit-message]
+setup *FLAGS:
+    @scripts/setup "$@"
+
 # Run step N (0-10) with an optional command: `just step 4 ls /` (default: a shell)
 [no-exit-message]
 step N *COMMAND:

@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-use common::built;
+use common::{built, can_run_as_real_root};
 
 /// A fake host: `files` are written below a temporary root.
 fn host(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -44,12 +44,21 @@ impl Report {
 
 /// Runs the doctor on a fake host as uid 1000 (unless `uid` says otherwise).
 fn doctor(root: &Path, probe: &str, uid: u32, rootfs: &Path) -> Report {
+    doctor_with(root, probe, uid, rootfs, &[])
+}
+
+/// The same, with environment variables (Codespaces and VS Code say where we are with them).
+fn doctor_with(root: &Path, probe: &str, uid: u32, rootfs: &Path, env: &[(&str, &str)]) -> Report {
     let output = Command::new(built("bento-doctor"))
         .arg("--host-root")
         .arg(root)
         .args(["--assume-probe", probe, "--assume-uid", &uid.to_string()])
         .env("BENTO_ROOTFS", rootfs)
         .env("PATH", "/nonexistent")
+        // The test's own place must not leak into the fake host's.
+        .env_remove("CODESPACES")
+        .env_remove("REMOTE_CONTAINERS")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     Report {
@@ -70,8 +79,7 @@ fn a_healthy_laptop_is_all_green_but_for_missing_tools() {
     assert_eq!(report.code, Some(0), "{}", report.text);
     report
         .has("  ✅ Linux kernel     6.8.0-45-generic")
-        .has("  ✅ WSL              not WSL")
-        .has("  ✅ Container        not inside a container")
+        .has("  ✅ Runs in          bare Linux (no Lima, WSL or container found)")
         .has("  ✅ Running as       uid 1000, an ordinary user")
         .has("  ✅ User namespaces  created one and mapped uid 0 to uid 1000 (tried in a child process)")
         .has("  ✅ Mounting /proc   mounted a fresh procfs as PID 1 of a new PID namespace (tried)")
@@ -80,6 +88,8 @@ fn a_healthy_laptop_is_all_green_but_for_missing_tools() {
         .has("       cargo install --locked presenterm")
         .has("  ⚠️ Host devices     no /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom, /dev/tty: steps 09-10 bind the host's devices into the container")
         .has("  ✅ devpts           every devpts mount is a new instance (4.7+): steps 09-10 get their own ptys")
+        .has("  ⚠️ /dev/net/tun     missing: rootless networking (slirp4netns, pasta) needs it")
+        .has("       sudo modprobe tun")
         .has("All set: the steps can run here. Start with `just step 0`.");
 }
 
@@ -182,9 +192,9 @@ fn wsl1_fails_and_wsl2_is_fine() {
     let report = doctor(root.path(), "userns:EINVAL", 1000, good_rootfs());
     assert_eq!(report.code, Some(1));
     report
-        .has("  ❌ WSL              WSL1 translates system calls and has no namespaces")
+        .has("  ❌ Runs in          WSL1, which translates system calls and has no namespaces")
         .has("       convert the distribution to WSL2, in PowerShell: wsl --set-version <distro> 2")
-        .has("       cause: WSL1 (see the WSL line)");
+        .has("       cause: WSL1 (see the Runs in line)");
 
     let root = host(&[(
         "proc/sys/kernel/osrelease",
@@ -192,24 +202,90 @@ fn wsl1_fails_and_wsl2_is_fine() {
     )]);
     let report = doctor(root.path(), "ok", 1000, good_rootfs());
     assert_eq!(report.code, Some(0), "{}", report.text);
-    report.has("  ✅ WSL              WSL2: a real Linux kernel, everything works");
+    report.has("  ✅ Runs in          WSL2: a real Linux kernel, everything works");
 }
 
 #[test]
-fn inside_docker_the_seccomp_profile_is_blamed() {
+fn inside_docker_the_seccomp_profile_is_blamed_and_the_fix_is_one_line() {
     let root = host(&[UBUNTU, (".dockerenv", "")]);
     let report = doctor(root.path(), "userns:EPERM", 0, good_rootfs());
     assert_eq!(report.code, Some(1));
     report
-        .has("  ⚠️ Container        inside Docker, which keeps its processes from creating namespaces")
-        .has("       cause: the container's seccomp profile blocks unshare: run on the host, or start the container with --privileged");
+        .has("  ⚠️ Runs in          a Docker container, whose options keep its processes from creating namespaces or mounting /proc")
+        .has("       fix: docker run --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined …")
+        .has("       cause: the container's seccomp profile refuses it: the Runs in line says how to start it");
 
     let root = host(&[UBUNTU, ("run/.containerenv", "")]);
     let report = doctor(root.path(), "proc:EPERM", 1000, good_rootfs());
     assert_eq!(report.code, Some(1));
     report
+        .has("  ⚠️ Runs in          a podman container, whose options keep its processes from creating namespaces or mounting /proc")
+        .has("       fix: podman run --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined …")
         .has("  ✅ User namespaces  created one as uid 1000 (tried)")
-        .has("  ❌ Mounting /proc   refused (EPERM: Operation not permitted): step 05 cannot work");
+        .has("  ❌ Mounting /proc   refused (EPERM: Operation not permitted): step 05 cannot work")
+        .has("       the kernel refuses a new procfs where /proc is partly hidden, as this container's masked paths do: the Runs in line says how to start it");
+
+    // A container that allows it all is only named.
+    let root = host(&[UBUNTU, (".dockerenv", "")]);
+    doctor(root.path(), "ok", 1000, good_rootfs())
+        .has("  ✅ Runs in          a Docker container, whose options allow what the steps need");
+}
+
+#[test]
+fn lima_and_dev_containers_are_recognised() {
+    // Lima's guest keeps its cidata disk mounted, and its guest agent installed.
+    for marker in ["mnt/lima-cidata/lima.env", "usr/local/bin/lima-guestagent"] {
+        let lima = host(&[UBUNTU, SHARED_ROOT, (marker, "")]);
+        doctor(lima.path(), "ok", 501, good_rootfs())
+            .has("  ✅ Runs in          a Lima VM: a Linux kernel of its own, everything works");
+    }
+
+    // The dev containers CLI (VS Code's, Codespaces') leaves its markers in /var/devcontainer.
+    let files = [
+        UBUNTU,
+        (".dockerenv", ""),
+        ("var/devcontainer/.patchEtcProfileMarker", ""),
+    ];
+    let dev = host(&files);
+    doctor(dev.path(), "ok", 1000, good_rootfs())
+        .has("  ✅ Runs in          a dev container, whose options allow what the steps need");
+    // One started without this repository's devcontainer.json: rebuild it with it.
+    let report = doctor(dev.path(), "userns:EPERM", 1000, good_rootfs());
+    assert_eq!(report.code, Some(1));
+    report
+        .has("  ⚠️ Runs in          a dev container, whose options keep its processes from creating namespaces or mounting /proc")
+        .has("       fix: rebuild the container from this repository's .devcontainer/devcontainer.json (its securityOpt allows namespaces and a fresh /proc)");
+
+    // Codespaces says so in CODESPACES=true; VS Code's terminals in REMOTE_CONTAINERS=true.
+    let docker = host(&[UBUNTU, (".dockerenv", "")]);
+    doctor_with(docker.path(), "ok", 1000, good_rootfs(), &[("CODESPACES", "true")]).has(
+        "  ✅ Runs in          a GitHub Codespace (a dev container), whose options allow what the steps need",
+    );
+    doctor_with(
+        docker.path(),
+        "ok",
+        1000,
+        good_rootfs(),
+        &[("REMOTE_CONTAINERS", "true")],
+    )
+    .has("  ✅ Runs in          a dev container, whose options allow what the steps need");
+}
+
+#[test]
+fn dev_net_tun_is_checked_for_rootless_networking() {
+    // /dev/null stands in for a tun device opened to everyone (0666, as on stock Debian).
+    let open = host(&[UBUNTU]);
+    std::fs::create_dir_all(open.path().join("dev/net")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", open.path().join("dev/net/tun")).unwrap();
+    doctor(open.path(), "ok", 1000, good_rootfs())
+        .has("  ✅ /dev/net/tun     mode 0666: uid 1000 can open it, for rootless networking");
+    // In a container without the device: the one option that passes it in.
+    let container = host(&[UBUNTU, ("run/.containerenv", "")]);
+    let report = doctor(container.path(), "ok", 1000, good_rootfs());
+    assert_eq!(report.code, Some(0), "a warning: {}", report.text);
+    report
+        .has("  ⚠️ /dev/net/tun     missing: rootless networking (slirp4netns, pasta) needs it")
+        .has("       start the container with --device /dev/net/tun");
 }
 
 #[test]
@@ -272,5 +348,137 @@ fn on_this_machine_the_doctor_is_green() {
     assert!(
         text.contains("  ✅ Mounting /proc   mounted a fresh procfs"),
         "{text}"
+    );
+}
+
+/// A private podman (its own storage under a temporary directory, vfs, cgroupfs as this
+/// machine has no systemd), removed with whatever it left when the test ends.
+struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    /// Podman as root, or None (skipped loudly; CI has both: `scripts/setup --extras`).
+    fn new() -> Option<Podman> {
+        if !can_run_as_real_root() {
+            return None;
+        }
+        if Command::new("podman").arg("--version").output().is_err() {
+            eprintln!("SKIPPED: podman is not installed (scripts/setup --extras)");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have podman (scripts/setup --extras)"
+            );
+            return None;
+        }
+        Some(Podman {
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        common::podman_in(self.dir.path())
+            .args(args)
+            .output()
+            .expect("run podman")
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.run(&["rm", "-af", "-t", "0"]);
+        common::unmount_below(self.dir.path());
+        let _ = plumbing::remove_tree(self.dir.path());
+    }
+}
+
+/// The doctor in a real container: started as podman starts one by default, it names the
+/// container and prints the one line that fixes it; started with that line's options, it
+/// is green. (The image is empty: the host's /usr, read-only, holds the debug doctor's
+/// libraries.)
+#[test]
+fn in_a_real_container_the_fix_line_fixes_it() {
+    let Some(podman) = Podman::new() else { return };
+    let image = podman.path("image");
+    for dir in ["usr", "proc", "dev", "sys", "tmp", "etc"] {
+        std::fs::create_dir_all(image.join(dir)).unwrap();
+    }
+    let mut volumes = vec!["/usr:/usr:ro".to_string()];
+    for dir in ["bin", "lib", "lib64"] {
+        let host = Path::new("/").join(dir);
+        match std::fs::read_link(&host) {
+            // Merged /usr (Debian 12, Ubuntu 22.04+): the same link in the image.
+            Ok(target) => std::os::unix::fs::symlink(target, image.join(dir)).unwrap(),
+            Err(_) if host.is_dir() => volumes.push(format!("/{dir}:/{dir}:ro")),
+            Err(_) => {}
+        }
+    }
+    let tarball = podman.path("image.tar");
+    let packed = Command::new("tar")
+        .arg("-C")
+        .arg(&image)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    let imported = podman.run(&["import", "--quiet", tarball.to_str().unwrap(), "empty"]);
+    assert!(imported.status.success(), "{imported:?}");
+
+    let doctor_volume = format!("{}:/doctor:ro", built("bento-doctor").display());
+    let doctor_in = |options: &[&str]| -> Report {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        // This VM's hard limit on open files is below podman's default.
+        args.extend([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ]);
+        for volume in &volumes {
+            args.extend(["-v", volume.as_str()]);
+        }
+        args.extend(["-v", doctor_volume.as_str()]);
+        args.extend(["-e", "BENTO_ROOTFS=/nonexistent"]);
+        args.extend(options);
+        args.extend(["empty", "/doctor"]);
+        let output = podman.run(&args);
+        Report {
+            code: output.status.code(),
+            text: String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        }
+    };
+
+    let refused = doctor_in(&[]);
+    assert_eq!(refused.code, Some(1), "{}", refused.text);
+    refused.has(
+        "  ⚠️ Runs in          a podman container, whose options keep its processes from creating namespaces or mounting /proc",
+    );
+    let fix = refused
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix("       fix: podman run "))
+        .and_then(|fix| fix.strip_suffix(" …"))
+        .unwrap_or_else(|| panic!("no fix line:\n{}", refused.text));
+
+    let fixed = doctor_in(&fix.split_whitespace().collect::<Vec<_>>());
+    assert_eq!(fixed.code, Some(0), "{}", fixed.text);
+    fixed
+        .has("  ✅ Runs in          a podman container, whose options allow what the steps need")
+        .has(
+            "  ✅ Mounting /proc   mounted a fresh procfs as PID 1 of a new PID namespace (tried)",
+        );
+    assert!(
+        fixed
+            .text
+            .contains("  ✅ User namespaces  created one and mapped uid 0"),
+        "{}",
+        fixed.text
     );
 }

@@ -17,7 +17,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::terminal::shows_on_a_terminal;
-use common::{SYSTEM_PATH, build_rootfs, built, can_run_as_real_root};
+use common::{build_rootfs, built, can_run_as_real_root};
 
 /// What podman needs here: cgroupfs (no systemd), and limits under the hard nofile of 20000.
 const ULIMITS: [&str; 4] = [
@@ -69,20 +69,11 @@ impl Podman {
 
     /// `podman GLOBAL… ARGS`, with bento as the runtime.
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("podman");
+        let mut command = common::podman_in(self.dir.path());
         command
-            .arg("--root")
-            .arg(self.path("storage"))
-            .arg("--runroot")
-            .arg(self.path("run"))
-            .arg("--tmpdir")
-            .arg(self.path("tmp"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
             .arg("--runtime")
             .arg(self.path("bento-runtime"))
             .args(args)
-            .env("PATH", SYSTEM_PATH)
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         command
@@ -173,17 +164,7 @@ impl Drop for Podman {
             );
         }
         // podman mounts each container's /dev/shm under its storage: unmount what is left.
-        let root = self.dir.path().to_string_lossy().into_owned();
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<&str> = mountinfo
-            .lines()
-            .filter_map(|line| line.split(' ').nth(4))
-            .filter(|point| point.starts_with(&root))
-            .collect();
-        points.sort_by_key(|point| std::cmp::Reverse(point.len()));
-        for point in points {
-            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
-        }
+        common::unmount_below(self.dir.path());
         std::thread::sleep(Duration::from_millis(50));
         let _ = plumbing::remove_tree(self.dir.path());
     }

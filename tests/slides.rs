@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::workspace;
+use common::{have, workspace};
 
 fn deck_path() -> PathBuf {
     workspace().join("slides/bento.md")
@@ -134,19 +134,6 @@ fn every_step_has_its_code_and_a_live_run() {
             "no slide runs step {n}"
         );
     }
-}
-
-/// Is `tool` installed? If not, say so loudly; in CI, that is a failure.
-fn have(tool: &str, install: &str) -> bool {
-    let found = Command::new(tool).arg("-V").output().is_ok();
-    if !found {
-        eprintln!("SKIPPED: {tool} is not installed ({install})");
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must check the slides: {install}"
-        );
-    }
-    found
 }
 
 /// One page of an HTML export: presenterm draws every slide as a grid of text rows.

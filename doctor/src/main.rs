@@ -1,9 +1,10 @@
 //! `just doctor`: can this machine run the Bento workshop? One line per check, with the fix
 //! for each problem; exits non-zero when a step cannot work.
 
+mod place;
 mod probe;
 
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,6 +12,7 @@ use anyhow::Result;
 use clap::Parser;
 use plumbing::host::{Sysctls, UsernsBlock};
 
+use place::Place;
 use probe::{Probe, Stage};
 
 /// Check that this machine can run the workshop's rootless containers.
@@ -37,7 +39,8 @@ struct Observations {
     sysctls: Sysctls,
     uid: u32,
     probe: Probe,
-    container: Option<&'static str>,
+    /// Lima, a dev container, WSL, another container, or bare Linux.
+    place: Place,
     root_propagation: Option<&'static str>,
     rootfs: Rootfs,
     busybox: Option<PathBuf>,
@@ -46,6 +49,8 @@ struct Observations {
     missing_devices: Vec<&'static str>,
     /// Which cgroup version `bento --memory/--pids-limit` would use here, or why none.
     cgroups: Result<bento::cgroups::Version, String>,
+    /// /dev/net/tun, if there is one: (is a character device, mode, owner).
+    tun: Option<(bool, u32, u32)>,
 }
 
 /// The host's devices that step 09 binds into the container's /dev.
@@ -116,25 +121,16 @@ fn doctor() -> Result<i32> {
 fn observe(root: &Path, uid: u32, probe: Probe) -> Observations {
     let read = |path: &str| std::fs::read_to_string(root.join(path)).ok();
     let sysctls = Sysctls::at(root.join("proc/sys"));
-    let container = if root.join(".dockerenv").exists() {
-        Some("Docker")
-    } else if root.join("run/.containerenv").exists() {
-        Some("podman")
-    } else if read("proc/1/cgroup").is_some_and(|cgroup| {
-        ["docker", "kubepods", "containerd", "lxc"]
-            .iter()
-            .any(|word| cgroup.contains(word))
-    }) {
-        Some("a container")
-    } else {
-        None
-    };
+    let osrelease = sysctls.get("kernel/osrelease");
+    let place = Place::detect(root, osrelease.as_deref().unwrap_or_default(), |name| {
+        std::env::var(name).ok()
+    });
     Observations {
-        osrelease: sysctls.get("kernel/osrelease"),
+        osrelease,
         sysctls,
         uid,
         probe,
-        container,
+        place,
         root_propagation: read("proc/self/mountinfo").and_then(|m| propagation_of_root(&m)),
         rootfs: rootfs(),
         busybox: rootfs_fetch::busybox::locate(None).ok(),
@@ -157,6 +153,9 @@ fn observe(root: &Path, uid: u32, probe: Probe) -> Observations {
                 !device.is_ok_and(|device| device.file_type().is_char_device())
             })
             .collect(),
+        tun: std::fs::metadata(root.join("dev/net/tun"))
+            .ok()
+            .map(|tun| (tun.file_type().is_char_device(), tun.mode(), tun.uid())),
     }
 }
 
@@ -202,8 +201,6 @@ fn kernel_version(release: &str) -> Option<(u32, u32)> {
 
 fn diagnose(o: &Observations) -> Vec<Check> {
     let release = o.osrelease.clone().unwrap_or_default();
-    let wsl1 = release.contains("Microsoft");
-    let wsl2 = release.to_lowercase().contains("microsoft") && !wsl1;
     let mut checks = Vec::new();
 
     checks.push(match kernel_version(&release) {
@@ -227,38 +224,7 @@ fn diagnose(o: &Observations) -> Vec<Check> {
         Some(_) => check(Status::Ok, "Linux kernel", release.clone()),
     });
 
-    checks.push(if wsl1 {
-        check(
-            Status::Fail,
-            "WSL",
-            "WSL1 translates system calls and has no namespaces",
-        )
-        .fix("convert the distribution to WSL2, in PowerShell: wsl --set-version <distro> 2")
-    } else if wsl2 {
-        check(
-            Status::Ok,
-            "WSL",
-            "WSL2: a real Linux kernel, everything works",
-        )
-    } else {
-        check(Status::Ok, "WSL", "not WSL")
-    });
-
-    let probe_failed = o.probe.outcome.is_err();
-    checks.push(match o.container {
-        None => check(Status::Ok, "Container", "not inside a container"),
-        Some(kind) if probe_failed => check(
-            Status::Warn,
-            "Container",
-            format!("inside {kind}, which keeps its processes from creating namespaces"),
-        )
-        .fix("run the workshop on the host or in a VM, or start the container with --privileged"),
-        Some(kind) => check(
-            Status::Ok,
-            "Container",
-            format!("inside {kind}, but it allows what the steps need"),
-        ),
-    });
+    checks.push(runs_in(o));
 
     checks.push(if o.uid == 0 {
         check(
@@ -275,7 +241,7 @@ fn diagnose(o: &Observations) -> Vec<Check> {
         )
     });
 
-    checks.push(user_namespaces(o, wsl1));
+    checks.push(user_namespaces(o));
 
     checks.push(match o.probe.outcome {
         Ok(()) => check(
@@ -288,10 +254,13 @@ fn diagnose(o: &Observations) -> Vec<Check> {
             "Mounting /proc",
             format!("refused ({errno}): step 05 cannot work"),
         )
-        .fix(
+        .fix(if o.place.is_container() {
+            "the kernel refuses a new procfs where /proc is partly hidden, as this container's \
+             masked paths do: the Runs in line says how to start it"
+        } else {
             "the kernel refuses a new procfs where /proc is partly hidden, as in Docker: \
-             run on the host, or in a container started with --privileged",
-        ),
+             run on the host, or in a container started with --privileged"
+        }),
         Err(_) => check(
             Status::Warn,
             "Mounting /proc",
@@ -345,6 +314,8 @@ fn diagnose(o: &Observations) -> Vec<Check> {
         )
         .fix("a normal Linux host has them: inside a container, start it with the host's /dev"),
     });
+
+    checks.push(tun(o.tun, o.probe.uid, o.place.is_container()));
 
     checks.push(match kernel_version(&release) {
         Some(version) if version >= (4, 7) => check(
@@ -404,7 +375,92 @@ fn diagnose(o: &Observations) -> Vec<Check> {
     checks
 }
 
-fn user_namespaces(o: &Observations, wsl1: bool) -> Check {
+/// Where the doctor runs and, in a container that refuses what the steps need, the one line
+/// that starts it right.
+fn runs_in(o: &Observations) -> Check {
+    let name = "Runs in";
+    let place = o.place;
+    match place.container_fix() {
+        _ if place == Place::Wsl1 => check(
+            Status::Fail,
+            name,
+            "WSL1, which translates system calls and has no namespaces",
+        )
+        .fix("convert the distribution to WSL2, in PowerShell: wsl --set-version <distro> 2"),
+        _ if place == Place::Wsl2 => check(
+            Status::Ok,
+            name,
+            "WSL2: a real Linux kernel, everything works",
+        ),
+        Some(fix) if o.probe.outcome.is_err() => check(
+            Status::Warn,
+            name,
+            format!(
+                "{}, whose options keep its processes from creating namespaces or mounting /proc",
+                place.name()
+            ),
+        )
+        .fix(fix),
+        Some(_) => check(
+            Status::Ok,
+            name,
+            format!("{}, whose options allow what the steps need", place.name()),
+        ),
+        None if place == Place::Lima => check(
+            Status::Ok,
+            name,
+            "a Lima VM: a Linux kernel of its own, everything works",
+        ),
+        None => check(Status::Ok, name, place.name()),
+    }
+}
+
+/// /dev/net/tun, which rootless networking (slirp4netns, pasta) opens as the user to give a
+/// container a network. Stock Debian and Ubuntu make it 0666; some VMs leave it 0600 root.
+/// `device` is what is at /dev/net/tun (is a character device, mode, owner), `uid` the user
+/// who must open it.
+fn tun(device: Option<(bool, u32, u32)>, uid: u32, in_container: bool) -> Check {
+    let name = "/dev/net/tun";
+    match device {
+        Some((true, mode, owner)) => {
+            let usable = if uid == owner {
+                mode & 0o600 == 0o600
+            } else {
+                mode & 0o006 == 0o006
+            };
+            let mode = mode & 0o7777;
+            if usable {
+                check(
+                    Status::Ok,
+                    name,
+                    format!("mode {mode:04o}: uid {uid} can open it, for rootless networking"),
+                )
+            } else {
+                check(
+                    Status::Warn,
+                    name,
+                    format!(
+                        "mode {mode:04o}, owner uid {owner}: uid {uid} cannot open it, \
+                         and rootless networking (slirp4netns, pasta) must"
+                    ),
+                )
+                .fix("scripts/setup --tun makes it 0666 until reboot, as stock Debian and Ubuntu have it")
+            }
+        }
+        _ => check(
+            Status::Warn,
+            name,
+            "missing: rootless networking (slirp4netns, pasta) needs it",
+        )
+        .fix(if in_container {
+            "start the container with --device /dev/net/tun"
+        } else {
+            "sudo modprobe tun"
+        }),
+    }
+}
+
+fn user_namespaces(o: &Observations) -> Check {
     let name = "User namespaces";
     let (stage, errno) = match o.probe.outcome {
         Ok(()) => {
@@ -445,10 +501,10 @@ fn user_namespaces(o: &Observations, wsl1: bool) -> Check {
             } else {
                 "(this lets every user create user namespaces: that is what rootless needs)"
             }),
-        None if wsl1 => failed.fix("cause: WSL1 (see the WSL line)"),
-        None if o.container.is_some() => failed.fix(
-            "cause: the container's seccomp profile blocks unshare: \
-             run on the host, or start the container with --privileged",
+        None if o.place == Place::Wsl1 => failed.fix("cause: WSL1 (see the Runs in line)"),
+        None if o.place.is_container() => failed.fix(
+            "cause: the container's seccomp profile refuses it: \
+             the Runs in line says how to start it",
         ),
         None => failed.fix(format!(
             "cause unknown: no sysctl forbids it; search for \"{errno}\" in unshare(2) and user_namespaces(7)"
@@ -491,6 +547,30 @@ mod tests {
         let slave = "22 1 8:1 / / rw master:3 - ext4 /dev/sda1 rw\n";
         assert_eq!(propagation_of_root(slave), Some("slave"));
         assert_eq!(propagation_of_root(""), None);
+    }
+
+    #[test]
+    fn tun_is_usable_when_its_mode_lets_the_user_open_it() {
+        let ok = |device, uid| tun(Some(device), uid, false).status == Status::Ok;
+        // Stock Debian and Ubuntu: 0666.
+        assert!(ok((true, 0o20666, 0), 1000));
+        // This VM's: 0600 root; fine for its owner only.
+        assert!(!ok((true, 0o20600, 0), 1000));
+        assert!(ok((true, 0o20600, 1000), 1000));
+        // Read without write is not enough: the stack writes packets to it.
+        assert!(!ok((true, 0o20644, 0), 1000));
+        // A regular file is no tun device.
+        assert!(!ok((false, 0o100666, 0), 1000));
+        let closed = tun(Some((true, 0o20600, 0)), 65534, false);
+        assert_eq!(
+            closed.detail,
+            "mode 0600, owner uid 0: uid 65534 cannot open it, \
+             and rootless networking (slirp4netns, pasta) must"
+        );
+        assert_eq!(
+            closed.fixes,
+            ["scripts/setup --tun makes it 0666 until reboot, as stock Debian and Ubuntu have it"]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A real try, rather than a reading of settings: in a child process, do what steps 02 and
-//! 05 do — create a user namespace, map ids, create mount and PID namespaces, and mount a
-//! fresh procfs as PID 1 — and report the first call the kernel refuses.
+//! 05 do — create a user namespace, map ids, set a hostname in a UTS namespace, create mount
+//! and PID namespaces, and mount a fresh procfs as PID 1 — and report the first call the
+//! kernel (or a container's seccomp filter) refuses.
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -11,7 +12,9 @@ use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::prctl::set_dumpable;
 use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, Gid, Uid, fork, getgid, getuid, pipe, setgid, setgroups, setuid};
+use nix::unistd::{
+    ForkResult, Gid, Uid, fork, getgid, getuid, pipe, setgid, setgroups, sethostname, setuid,
+};
 
 /// The unprivileged uid the probe runs as when the doctor runs as root: root would succeed
 /// where an ordinary user does not.
@@ -22,6 +25,9 @@ const NOBODY: u32 = 65534;
 pub enum Stage {
     UserNamespace,
     IdMaps,
+    /// A container's seccomp profile may allow the user namespace and still refuse
+    /// sethostname(2) to a process without CAP_SYS_ADMIN in the container (podman's does).
+    Hostname,
     MountAndPidNamespaces,
     ProcMount,
 }
@@ -32,6 +38,7 @@ impl Stage {
         match self {
             Stage::UserNamespace => "unshare(CLONE_NEWUSER)",
             Stage::IdMaps => "writing /proc/self/uid_map and gid_map",
+            Stage::Hostname => "sethostname in a new UTS namespace",
             Stage::MountAndPidNamespaces => "unshare(CLONE_NEWNS | CLONE_NEWPID)",
             Stage::ProcMount => "mount(\"proc\", \"/proc\")",
         }
@@ -41,14 +48,16 @@ impl Stage {
         match self {
             Stage::UserNamespace => "userns",
             Stage::IdMaps => "maps",
+            Stage::Hostname => "hostname",
             Stage::MountAndPidNamespaces => "namespaces",
             Stage::ProcMount => "proc",
         }
     }
 
-    const ALL: [Stage; 4] = [
+    const ALL: [Stage; 5] = [
         Stage::UserNamespace,
         Stage::IdMaps,
+        Stage::Hostname,
         Stage::MountAndPidNamespaces,
         Stage::ProcMount,
     ];
@@ -87,7 +96,9 @@ impl Probe {
         let stage = Stage::ALL
             .into_iter()
             .find(|s| s.name() == stage)
-            .ok_or_else(|| format!("unknown stage {stage:?}: userns, maps, namespaces or proc"))?;
+            .ok_or_else(|| {
+                format!("unknown stage {stage:?}: userns, maps, hostname, namespaces or proc")
+            })?;
         let errno = [
             Errno::EPERM,
             Errno::EACCES,
@@ -177,6 +188,9 @@ fn try_container() -> Result<(), (Stage, Errno)> {
     write("/proc/self/uid_map", format!("0 {uid} 1"))?;
     write("/proc/self/setgroups", "deny".into())?;
     write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+    unshare(CloneFlags::CLONE_NEWUTS)
+        .and_then(|_| sethostname("bento-doctor"))
+        .map_err(|errno| (Stage::Hostname, errno))?;
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)
         .map_err(|errno| (Stage::MountAndPidNamespaces, errno))?;
     // SAFETY: single-threaded, as above.

@@ -504,3 +504,49 @@ macro_rules! assert_run_snapshot {
             .bind(|| insta::assert_snapshot!($name, run.report()));
     }};
 }
+
+/// Is `tool` installed? If not, says so loudly; in CI, that is a failure.
+pub fn have(tool: &str, install: &str) -> bool {
+    let found = Command::new(tool).arg("--version").output().is_ok();
+    if !found {
+        eprintln!("SKIPPED: {tool} is not installed ({install})");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have {tool}: {install}"
+        );
+    }
+    found
+}
+
+/// Unmounts whatever is mounted below `dir` (what podman left under a test's storage, such
+/// as a container's /dev/shm), deepest first, without following anything.
+pub fn unmount_below(dir: &Path) {
+    let root = dir.to_string_lossy().into_owned();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| point.starts_with(&root))
+        .collect();
+    points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+    for point in points {
+        let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// `podman` with a private storage under `dir` (`--root`, `--runroot`, `--tmpdir`, vfs) and
+/// cgroupfs (this machine has no systemd), the system PATH and no standard input.
+pub fn podman_in(dir: &Path) -> Command {
+    let mut command = Command::new("podman");
+    command
+        .arg("--root")
+        .arg(dir.join("storage"))
+        .arg("--runroot")
+        .arg(dir.join("run"))
+        .arg("--tmpdir")
+        .arg(dir.join("tmp"))
+        .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+        .env("PATH", SYSTEM_PATH)
+        .stdin(Stdio::null());
+    command
+}
