@@ -93,6 +93,7 @@ impl Host {
         let now = Snapshot::capture(&self.proc)?;
         let new_root = now.root != self.before.root;
         let mountinfo = self.read("self/mountinfo")?;
+        let (bounding_set, no_new_privs, seccomp_filter) = privileges(&self.read("self/status")?);
         let facts = Facts {
             uid: now.uid,
             uid_map: self.read("self/uid_map")?,
@@ -120,6 +121,9 @@ impl Host {
             terminal: own_terminal(),
             new_net_ns: now.net_ns != self.before.net_ns,
             interfaces: interfaces(&self.read("self/net/dev")?),
+            bounding_set,
+            no_new_privs,
+            seccomp_filter,
         };
         let checks = checklist::render(checklist::visible(&checklist::evaluate(&facts)));
         eprint!("{}{checks}", now.render("After Isolation"));
@@ -224,6 +228,25 @@ fn interfaces(net_dev: &str) -> Vec<String> {
         .collect()
 }
 
+/// What `/proc/self/status` says about our privileges (proc(5)): how many capabilities the
+/// bounding set holds (`CapBnd`, a hexadecimal mask), `NoNewPrivs`, and `Seccomp` (0 none,
+/// 1 strict, 2 a filter). A field that is missing counts as the least safe value.
+fn privileges(status: &str) -> (u32, bool, bool) {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    (
+        field("CapBnd")
+            .and_then(|mask| u64::from_str_radix(mask, 16).ok())
+            .map_or(64, u64::count_ones),
+        field("NoNewPrivs") == Some("1"),
+        field("Seccomp") == Some("2"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +283,15 @@ Inter-|   Receive                            |  Transmit
   eth0: 1234 5 0 0 0 0 0 0 99 1
 ";
         assert_eq!(interfaces(net_dev), ["lo", "eth0"]);
+    }
+
+    #[test]
+    fn privileges_are_read_from_status() {
+        let status = "Name:\tsh\nCapBnd:\t00000000800405fb\nNoNewPrivs:\t1\nSeccomp:\t2\n\
+                      Seccomp_filters:\t1\n";
+        assert_eq!(privileges(status), (11, true, true));
+        let host = "CapBnd:\t000001ffffffffff\nNoNewPrivs:\t0\nSeccomp:\t0\n";
+        assert_eq!(privileges(host), (41, false, false));
+        assert_eq!(privileges(""), (64, false, false));
     }
 }
