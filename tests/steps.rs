@@ -525,7 +525,188 @@ fn step_10_without_a_terminal_shows_the_full_checklist() {
     assert_run_snapshot!("step_10_no_terminal", run);
 }
 
-const RUNNABLE: [usize; 10] = [0, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+// ---- step 11: least privilege -----------------------------------------------------------------
+
+#[test]
+fn step_11_without_a_terminal_ticks_least_privilege() {
+    let run = step(11, &["true"]).run();
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains(
+            "  ✅ Least privilege           11 capabilities, no_new_privs, a seccomp filter\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_run_snapshot!("step_11_no_terminal", run);
+}
+
+/// A nested user namespace, the hostname and a mount: what step 11 refuses.
+const REFUSED: &str = "unshare -U true; echo unshare $?; hostname x; echo hostname $?; \
+                       mkdir -p /mnt; mount -t tmpfs x /mnt; echo mount $?";
+
+#[test]
+fn step_11_refuses_a_nested_user_namespace_the_hostname_and_mounts() {
+    let run = step(11, &["sh", "-c", REFUSED]).run();
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout,
+        "unshare 1\nhostname 1\nmount 1\n",
+        "{}",
+        run.report()
+    );
+    for refused in [
+        "unshare: unshare(0x10000000): Operation not permitted\n",
+        "hostname: sethostname: Operation not permitted\n",
+        // busybox's words for EPERM from mount(2)
+        "mount: permission denied (are you root?)\n",
+    ] {
+        assert!(run.stderr.contains(refused), "{}", run.report());
+    }
+    assert_run_snapshot!("step_11_refused", run);
+}
+
+#[test]
+fn step_11_ordinary_work_still_works() {
+    let script = "touch /tmp/file && chown root:root /tmp/file && chmod 600 /tmp/file && \
+                  stat -c '%a %u %g' /tmp/file; ps -o pid,comm | grep -c ' ps$'; \
+                  sleep 0.1 & wait; echo background $?; ls /nope 2>/dev/null || echo quiet; \
+                  echo hi | cat > /dev/null && echo pipes; id -u";
+    let run = step(11, &["sh", "-c", script]).run();
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout,
+        "600 0 0\n1\nbackground 0\nquiet\npipes\n0\n",
+        "{}",
+        run.report()
+    );
+}
+
+#[test]
+fn step_11_a_shell_on_a_terminal_still_edits_files_with_vi() {
+    use common::terminal::{Terminal, finish};
+    let terminal = Terminal::open(30, 100);
+    let mut child = step(11, &[]).on_terminal(&terminal.pts).spawn();
+    let mut at = terminal.wait_for("/ # ", 0);
+    assert!(
+        terminal.screen().contains("✅ Least privilege"),
+        "{}",
+        terminal.screen()
+    );
+    terminal.type_in("vi /tmp/note\r");
+    at = terminal.wait_for("/tmp/note", at);
+    // One key at a time, as a person types: vi reads an Escape followed at once by more
+    // bytes as one escape sequence (an arrow key's, say).
+    terminal.type_in("ihello from vi");
+    at = terminal.wait_for("hello from vi", at);
+    terminal.type_in("\x1b");
+    at = terminal.wait_for("- /tmp/note", at);
+    terminal.type_in(":wq\r");
+    at = terminal.wait_for("/ # ", at);
+    terminal.type_in("cat /tmp/note; tty\r");
+    at = terminal.wait_for("hello from vi\r\n/dev/pts/0\r\n", at);
+    terminal.type_in("exit\r");
+    assert_eq!(
+        finish(&mut child, &terminal),
+        Some(0),
+        "{}",
+        &terminal.screen()[at..]
+    );
+}
+
+/// What step 11's system-call probe printed in step `n`: `(call, answer)` lines.
+fn syscall_answers(n: usize) -> Option<Vec<(String, String)>> {
+    if !fixture().has_syscalls {
+        eprintln!("SKIPPED: the system-call probe must be static, and this machine cannot link it");
+        assert!(std::env::var_os("CI").is_none(), "CI must run the probe");
+        return None;
+    }
+    let run = step(n, &["/bin/syscalls"]).run();
+    run.assert_code(0);
+    // The README shows it; the i386 and x32 lines exist only on x86_64.
+    #[cfg(target_arch = "x86_64")]
+    if n == 11 {
+        assert_run_snapshot!("step_11_syscalls", run);
+    }
+    let answers: Vec<(String, String)> = run
+        .stdout
+        .lines()
+        .map(|line| {
+            let (call, answer) = line.split_at(24.min(line.len()));
+            (call.trim().to_string(), answer.to_string())
+        })
+        .collect();
+    assert!(answers.len() >= 30, "{}", run.report());
+    Some(answers)
+}
+
+/// The answer to `call` among the probe's.
+fn answer(answers: &[(String, String)], call: &str) -> String {
+    answers
+        .iter()
+        .find(|(name, _)| name == call)
+        .map(|(_, answer)| answer.clone())
+        .unwrap_or_else(|| panic!("the probe did not try {call}: {answers:?}"))
+}
+
+/// The calls the probe makes from another architecture's table (x86_64 only).
+const FOREIGN: [&str; 2] = ["x32 getpid", "i386 getpid (int 0x80)"];
+
+#[test]
+fn step_11_the_filter_refuses_each_call_it_lists() {
+    let Some(answers) = syscall_answers(11) else {
+        return;
+    };
+    for (call, got) in &answers {
+        let expected = match call.as_str() {
+            "clone3" => "ENOSYS",
+            "unshare(0)" | "clone()" | "getpid" => "ok",
+            call if FOREIGN.contains(&call) => "killed by SIGSYS",
+            _ => "EPERM",
+        };
+        assert_eq!(got, expected, "{call}: {answers:?}");
+    }
+}
+
+/// Step 10, the same container without step 11's lessons, is what makes the step 11 tests
+/// mean something: there, the kernel takes every call step 11 refuses, or gets as far as
+/// the arguments. (Not named `step_11_`: `just check 11` runs ours, never a learner's.)
+#[test]
+fn without_step_11s_lessons_the_kernel_takes_those_calls() {
+    let run = step(10, &["sh", "-c", REFUSED]).run();
+    assert_eq!(
+        run.stdout,
+        "unshare 0\nhostname 0\nmount 0\n",
+        "{}",
+        run.report()
+    );
+    let Some(answers) = syscall_answers(10) else {
+        return;
+    };
+    for call in ["unshare(CLONE_NEWUSER)", "clone(CLONE_NEWUSER)"] {
+        assert_eq!(answer(&answers, call), "ok", "{call}");
+    }
+    for call in [
+        "keyctl",
+        "add_key",
+        "mount",
+        "umount2",
+        "bpf",
+        "ptrace",
+        "userfaultfd",
+    ] {
+        assert_ne!(answer(&answers, call), "EPERM", "{call}");
+    }
+    assert_ne!(answer(&answers, "clone3"), "ENOSYS");
+    for call in FOREIGN
+        .iter()
+        .filter(|call| answers.iter().any(|(name, _)| name == *call))
+    {
+        assert_ne!(answer(&answers, call), "killed by SIGSYS", "{call}");
+    }
+}
+
+const RUNNABLE: [usize; 11] = [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
 
 #[test]
 fn every_step_exits_with_the_commands_status() {

@@ -24,7 +24,7 @@ pub const NOBODY: u32 = 65534;
 pub const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
 /// The workshop's step binaries, by number.
-pub const STEPS: [&str; 11] = [
+pub const STEPS: [&str; 12] = [
     "step-00-baseline",
     "step-01-uts",
     "step-02-userns",
@@ -36,6 +36,7 @@ pub const STEPS: [&str; 11] = [
     "step-08-net",
     "step-09-dev",
     "step-10-pty",
+    "step-11-least-privilege",
 ];
 
 /// A file on the host, outside the rootfs, that the breakout probe tries to read.
@@ -50,6 +51,8 @@ pub struct Fixture {
     pub tmp: PathBuf,
     /// Whether the static breakout probe could be built and put in the rootfs's /bin.
     pub has_breakout: bool,
+    /// Whether step 11's static system-call probe is in the rootfs's /bin, as `syscalls`.
+    pub has_syscalls: bool,
 }
 
 /// The workspace's root directory.
@@ -147,13 +150,14 @@ pub fn fixture() -> &'static Fixture {
         }
         let rootfs = dir.join("rootfs");
         build_rootfs(&rootfs);
-        let has_breakout = match static_breakout() {
+        let probe = |name: &str| match static_probe(name) {
             Some(probe) => {
-                std::fs::copy(probe, rootfs.join("bin/breakout")).expect("copy the probe");
+                std::fs::copy(probe, rootfs.join("bin").join(name)).expect("copy the probe");
                 true
             }
             None => false,
         };
+        let (has_breakout, has_syscalls) = (probe("breakout"), probe("syscalls"));
         if running_as_root() {
             chown_tree(&rootfs, NOBODY);
         }
@@ -167,6 +171,7 @@ pub fn fixture() -> &'static Fixture {
             bin,
             tmp,
             has_breakout,
+            has_syscalls,
         }
     })
 }
@@ -222,13 +227,13 @@ pub fn build_rootfs(path: &Path) {
     );
 }
 
-/// The static breakout probe that `just test` built (`just _build-steps`), if this machine
-/// can link static binaries.
-fn static_breakout() -> Option<PathBuf> {
+/// A static probe that `just test` built (`just _build-steps`): step 06's `breakout`, step
+/// 11's `syscalls`; None if this machine cannot link static binaries.
+fn static_probe(name: &str) -> Option<PathBuf> {
     let target = workspace().join("target");
     let cache = std::fs::read_to_string(target.join(".bento-build-target")).ok()?;
     let (triple, static_ok) = cache.trim().split_once(' ')?;
-    let probe = target.join(triple).join("release/breakout");
+    let probe = target.join(triple).join("release").join(name);
     (static_ok == "yes" && probe.is_file()).then_some(probe)
 }
 
