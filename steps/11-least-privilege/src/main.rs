@@ -52,6 +52,14 @@ nix::ioctl_write_int_bad!(set_controlling_terminal, libc::TIOCSCTTY);
 nix::ioctl_read_bad!(get_window_size, libc::TIOCGWINSZ, libc::winsize);
 nix::ioctl_write_ptr_bad!(set_window_size, libc::TIOCSWINSZ, libc::winsize);
 
+// The seccomp filter (syscall_filter) names the system-call table it was written for.
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+)))]
+compile_error!("step 11's filter knows x86_64, aarch64 and riscv64: add this machine's AUDIT_ARCH");
+
 fn main() {
     // Prints any error as one line plus a hint, and exits with the container's status.
     plumbing::run(container)
@@ -203,12 +211,6 @@ fn syscall_filter() -> Vec<libc::sock_filter> {
     const MACHINE: u16 = libc::EM_AARCH64;
     #[cfg(target_arch = "riscv64")]
     const MACHINE: u16 = libc::EM_RISCV;
-    #[cfg(not(any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    )))]
-    compile_error!("step 11's filter knows x86_64, aarch64 and riscv64: add this machine's EM_");
     // AUDIT_ARCH_* of <linux/audit.h>: the ELF machine, 64-bit (bit 31), little-endian (30).
     const ARCH: u32 = MACHINE as u32 | 0x8000_0000 | 0x4000_0000;
     const X32: u32 = 0x4000_0000; // x86_64's x32 ABI: a second table, under the same `arch`
