@@ -587,17 +587,37 @@ fn step_11_a_shell_on_a_terminal_still_edits_files_with_vi() {
     use common::terminal::{Terminal, finish};
     let terminal = Terminal::open(30, 100);
     let mut child = step(11, &[]).on_terminal(&terminal.pts).spawn();
+    // The shell's prompt, unless the step ends first (as an unfinished copy does).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !terminal.screen().contains("/ # ") {
+        if let Some(status) = child.try_wait().expect("wait for the step") {
+            panic!(
+                "the step ended ({status}) before its shell started:\n{}",
+                terminal.screen()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no shell prompt:\n{}",
+            terminal.screen()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let mut at = terminal.wait_for("/ # ", 0);
     assert!(
         terminal.screen().contains("✅ Least privilege"),
         "{}",
         terminal.screen()
     );
+    // One step at a time, each once vi shows it is ready for it (its status line: `-` in
+    // command mode, `I` in insert mode): keys typed before vi has the terminal are echoed
+    // by the shell's line discipline, and vi reads an Escape followed at once by more bytes
+    // as one escape sequence (an arrow key's).
     terminal.type_in("vi /tmp/note\r");
-    at = terminal.wait_for("/tmp/note", at);
-    // One key at a time, as a person types: vi reads an Escape followed at once by more
-    // bytes as one escape sequence (an arrow key's, say).
-    terminal.type_in("ihello from vi");
+    at = terminal.wait_for("- /tmp/note", at);
+    terminal.type_in("i");
+    at = terminal.wait_for("I /tmp/note", at);
+    terminal.type_in("hello from vi");
     at = terminal.wait_for("hello from vi", at);
     terminal.type_in("\x1b");
     at = terminal.wait_for("- /tmp/note", at);

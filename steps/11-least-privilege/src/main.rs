@@ -134,9 +134,9 @@ fn drop_capabilities() -> Result<()> {
         // SAFETY: PR_CAPBSET_DROP and PR_CAP_AMBIENT take numbers, no memory.
         Errno::result(unsafe { libc::prctl(option, arg, NONE, NONE, NONE) })
     };
-    // 1. The bounding set (PR_CAPBSET_DROP) caps what any later execve(2) may grant, even
-    //    to a set-user-ID-root program. Drop every other capability from it, up to the
-    //    last one this kernel knows: past it, the kernel says EINVAL.
+    // The bounding set (PR_CAPBSET_DROP) caps what any later execve(2) may grant, even to
+    // a set-user-ID-root program. Drop every other capability from it, up to the last one
+    // this kernel knows: past it, the kernel says EINVAL.
     for capability in (0..64).filter(|cap| !KEPT.contains(cap)) {
         match prctl(libc::PR_CAPBSET_DROP, capability.into()) {
             Ok(_) => {}
@@ -144,9 +144,9 @@ fn drop_capabilities() -> Result<()> {
             Err(errno) => return Err(errno).context("prctl(PR_CAPBSET_DROP) failed"),
         }
     }
-    // 2. capset(2): effective (what we may do now), permitted (what we may take back) and
-    //    inheritable (what an execve may pass on) become that list. Version 3 of the
-    //    kernel's structs holds 64 bits as two halves of 32.
+    // capset(2): effective (what we may do now), permitted (what we may take back) and
+    // inheritable (what an execve may pass on) become that list. Version 3 of the kernel's
+    // structs holds 64 bits as two halves of 32.
     #[repr(C)]
     struct Header(u32, libc::c_int); // version (3 is 0x20080522), pid (0: ourselves)
     #[repr(C)]
@@ -157,8 +157,8 @@ fn drop_capabilities() -> Result<()> {
     // SAFETY: the kernel reads one header and, for version 3, two sets from valid pointers.
     let set = unsafe { libc::syscall(libc::SYS_capset, &raw const header, sets.as_ptr()) };
     Errno::result(set).context("capset failed")?;
-    // 3. The ambient set keeps capabilities across an execve of a program that is not
-    //    root's: empty it (PR_CAP_AMBIENT).
+    // The ambient set keeps capabilities across an execve of a program that is not root's:
+    // empty it (PR_CAP_AMBIENT).
     let clear_all = libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong;
     prctl(libc::PR_CAP_AMBIENT, clear_all).context("prctl(PR_CAP_AMBIENT) failed")?;
     Ok(())
@@ -220,40 +220,41 @@ fn syscall_filter() -> Vec<libc::sock_filter> {
         jf,
         k,
     };
+    let (at_nr, at_arch, at_flags) = (0, 4, 16); // in seccomp_data; at_flags: args[0], low half
     let load = |offset: u32| op(BPF_LD | BPF_W | BPF_ABS, offset, 0, 0);
     let ret = |action: u32| op(BPF_RET | BPF_K, action, 0, 0);
     let is = |nr: libc::c_long, jf: u8| op(BPF_JMP | BPF_JEQ | BPF_K, nr as u32, 0, jf);
     let errno = |errno: Errno| SECCOMP_RET_ERRNO | errno as u32;
     let mut program = vec![
-        // 1. Another architecture's numbers (i386's int 0x80, x32) mean other calls: kill.
-        load(4),
+        // Another architecture's numbers (i386's int 0x80, x32) mean other calls: kill.
+        load(at_arch),
         op(BPF_JMP | BPF_JEQ | BPF_K, ARCH, 1, 0),
         ret(SECCOMP_RET_KILL_PROCESS),
-        load(0),
+        load(at_nr),
         op(BPF_JMP | BPF_JGE | BPF_K, X32, 0, 1),
         ret(SECCOMP_RET_KILL_PROCESS),
     ];
-    // 2. The calls a container never needs: EPERM.
+    // The calls a container never needs: EPERM.
     for nr in refused_syscalls() {
         program.extend([is(nr, 1), ret(errno(Errno::EPERM))]);
     }
-    // 3. clone3(2) passes its flags in a struct in memory, which BPF cannot read. ENOSYS,
-    //    "no such call", makes libc fall back to clone(2), whose flags we can read (runc and
-    //    Docker answer the same). EPERM would make libc give up instead.
+    // clone3(2) passes its flags in a struct in memory, which BPF cannot read. ENOSYS,
+    // "no such call", makes libc fall back to clone(2), whose flags we can read (runc and
+    // Docker answer the same). EPERM would make libc give up instead.
     program.extend([is(libc::SYS_clone3, 1), ret(errno(Errno::ENOSYS))]);
-    // 4. clone(2) and unshare(2) with CLONE_NEWUSER: a nested user namespace, where every
-    //    capability comes back. The flags are the first argument: its low 32 bits are at
-    //    offset 16 on a little-endian machine. BPF_JSET tests bits.
+    // clone(2) and unshare(2) with CLONE_NEWUSER: a nested user namespace, where every
+    // capability comes back. The flags are the first argument, whose low 32 bits come first
+    // on a little-endian machine. BPF_JSET tests bits.
     for nr in [libc::SYS_clone, libc::SYS_unshare] {
         program.extend([
             is(nr, 4),
-            load(16),
+            load(at_flags),
             op(BPF_JMP | BPF_JSET | BPF_K, libc::CLONE_NEWUSER as u32, 0, 1),
             ret(errno(Errno::EPERM)),
             ret(SECCOMP_RET_ALLOW),
         ]);
     }
-    // 5. Everything else is allowed.
+    // Everything else is allowed.
     program.push(ret(SECCOMP_RET_ALLOW));
     program
 }
