@@ -3,7 +3,8 @@
 //! Every line compares what the process sees now with what it saw before isolation:
 //! namespace links from `/proc/self/ns`, `stat("/")`, `/proc/self/uid_map`, where
 //! `/proc/self` points, whether `..` still climbs to the host's root, the mount at `/`
-//! (`/proc/self/mountinfo`), the network interfaces (`/proc/self/net/dev`) and the
+//! (`/proc/self/mountinfo`), the network interfaces, their addresses and the default route
+//! (`/proc/self/net/dev`, getifaddrs(3), `/proc/self/net/route`) and the
 //! privileges left (`/proc/self/status`).
 //!
 //! The first five lines are the talk's; each later step ticks one more. A step shows the
@@ -39,6 +40,10 @@ pub struct Facts {
     pub new_net_ns: bool,
     /// The network interfaces this process sees.
     pub interfaces: Vec<String>,
+    /// Their IPv4 addresses: `(interface, "10.0.2.100/24")`.
+    pub addresses: Vec<(String, String)>,
+    /// The interface of the default route, if there is one.
+    pub default_route: Option<String>,
     /// The filesystem types mounted at `/dev` and `/dev/pts`, if they are mount points.
     pub dev_fs: Option<String>,
     pub devpts_fs: Option<String>,
@@ -212,16 +217,29 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         ),
     };
 
-    let network = match (facts.new_net_ns, facts.interfaces.as_slice()) {
-        (true, [lo]) if lo == "lo" => {
+    // The way out: an interface besides lo, with an address, that the default route uses.
+    let way_out = facts.default_route.as_ref().and_then(|link| {
+        let (_, address) = facts.addresses.iter().find(|(name, _)| name == link)?;
+        (link != "lo").then(|| format!("{link} {address}"))
+    });
+    let network = match (facts.new_net_ns, facts.interfaces.as_slice(), way_out) {
+        (true, [lo], _) if lo == "lo" => {
             check(true, "Own network", "own network namespace: only lo".into())
         }
-        (true, others) => check(
+        (true, [_, _], Some(way_out)) => check(
+            true,
+            "Own network",
+            format!("own network namespace: lo, and {way_out} with the default route"),
+        ),
+        (true, others, _) => check(
             false,
             "Own network",
-            format!("own network namespace, with {}", others.join(", ")),
+            format!(
+                "own network namespace, with {}, but no address with the default route",
+                others.join(", ")
+            ),
         ),
-        (false, _) => check(
+        (false, _, _) => check(
             false,
             "Own network",
             "shares the host's network: its interfaces, its ports".into(),
@@ -341,6 +359,8 @@ mod tests {
             )),
             new_net_ns: true,
             interfaces: vec!["lo".into()],
+            addresses: vec![("lo".into(), "127.0.0.1/8".into())],
+            default_route: None,
             dev_fs: Some("tmpfs".into()),
             devpts_fs: Some("devpts".into()),
             dev_null: true,
@@ -382,6 +402,8 @@ mod tests {
             root_fs: Some(("ext4".into(), "rw".into())),
             new_net_ns: false,
             interfaces: vec!["lo".into(), "eth0".into()],
+            addresses: vec![("eth0".into(), "192.168.1.7/24".into())],
+            default_route: Some("eth0".into()),
             dev_fs: Some("devtmpfs".into()),
             devpts_fs: Some("devpts".into()),
             dev_null: true,
@@ -579,6 +601,48 @@ mod tests {
             ..container()
         };
         assert!(evaluate(&docker)[10].ok);
+    }
+
+    #[test]
+    fn own_network_with_a_way_out_needs_an_address_and_the_default_route() {
+        // step 12: lo, and tap0 from slirp4netns, configured
+        let step_12 = Facts {
+            interfaces: vec!["lo".into(), "tap0".into()],
+            addresses: vec![
+                ("lo".into(), "127.0.0.1/8".into()),
+                ("tap0".into(), "10.0.2.100/24".into()),
+            ],
+            default_route: Some("tap0".into()),
+            ..container()
+        };
+        let check = &evaluate(&step_12)[7];
+        assert_eq!(
+            (check.ok, check.detail.as_str()),
+            (
+                true,
+                "own network namespace: lo, and tap0 10.0.2.100/24 with the default route"
+            )
+        );
+        // The tap device, but never configured (slirp4netns without --configure).
+        let bare = Facts {
+            addresses: vec![("lo".into(), "127.0.0.1/8".into())],
+            default_route: None,
+            ..step_12.clone()
+        };
+        let check = &evaluate(&bare)[7];
+        assert_eq!(
+            (check.ok, check.detail.as_str()),
+            (
+                false,
+                "own network namespace, with lo, tap0, but no address with the default route"
+            )
+        );
+        // A default route through lo is no way out.
+        let lo_only_route = Facts {
+            default_route: Some("lo".into()),
+            ..bare
+        };
+        assert!(!evaluate(&lo_only_route)[7].ok);
     }
 
     #[test]

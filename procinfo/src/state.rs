@@ -121,6 +121,8 @@ impl Host {
             terminal: own_terminal(),
             new_net_ns: now.net_ns != self.before.net_ns,
             interfaces: interfaces(&self.read("self/net/dev")?),
+            addresses: addresses(),
+            default_route: default_route(&self.read("self/net/route")?),
             bounding_set,
             no_new_privs,
             seccomp_filter,
@@ -247,6 +249,33 @@ fn privileges(status: &str) -> (u32, bool, bool) {
     )
 }
 
+/// The IPv4 addresses of our network namespace's interfaces, with their prefix length:
+/// getifaddrs(3). Empty if they cannot be read.
+fn addresses() -> Vec<(String, String)> {
+    let Ok(found) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    found
+        .filter_map(|entry| {
+            let address = entry.address?.as_sockaddr_in()?.ip();
+            let mask = entry.netmask?.as_sockaddr_in()?.ip();
+            let prefix = u32::from(mask).count_ones();
+            Some((entry.interface_name, format!("{address}/{prefix}")))
+        })
+        .collect()
+}
+
+/// The interface of the IPv4 default route, from `/proc/self/net/route` (proc(5)): after a
+/// header line, `Iface Destination Gateway ...`, in hexadecimal; the default route's
+/// destination is 00000000.
+fn default_route(route: &str) -> Option<String> {
+    route.lines().skip(1).find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (name, destination) = (fields.next()?, fields.next()?);
+        (destination == "00000000").then(|| name.to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +312,15 @@ Inter-|   Receive                            |  Transmit
   eth0: 1234 5 0 0 0 0 0 0 99 1
 ";
         assert_eq!(interfaces(net_dev), ["lo", "eth0"]);
+    }
+
+    #[test]
+    fn the_default_route_is_read_from_net_route() {
+        let route = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n\
+                     tap0\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\n\
+                     tap0\t00000000\t0202000A\t0003\t0\t0\t0\t00000000\n";
+        assert_eq!(default_route(route), Some("tap0".into()));
+        assert_eq!(default_route("Iface\tDestination\n"), None);
     }
 
     #[test]
