@@ -229,7 +229,7 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         (true, [_, _], Some(way_out)) => check(
             true,
             "Own network",
-            format!("own network namespace: lo, and {way_out} with the default route"),
+            format!("own network namespace: lo, and {way_out} (default route)"),
         ),
         (true, others, _) => check(
             false,
@@ -620,7 +620,7 @@ mod tests {
             (check.ok, check.detail.as_str()),
             (
                 true,
-                "own network namespace: lo, and tap0 10.0.2.100/24 with the default route"
+                "own network namespace: lo, and tap0 10.0.2.100/24 (default route)"
             )
         );
         // The tap device, but never configured (slirp4netns without --configure).
