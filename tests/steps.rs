@@ -726,7 +726,259 @@ fn without_step_11s_lessons_the_kernel_takes_those_calls() {
     }
 }
 
-const RUNNABLE: [usize; 11] = [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+// ---- step 12: a network of its own, and published ports ---------------------------------------
+//
+// Traffic goes only to the host's loopback and to the container's own addresses, and every
+// process a test starts is stopped by its pid, also when the test fails.
+
+/// A port that was free a moment ago on the host's 127.0.0.1.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The pids of the processes whose command line contains `text`.
+fn processes_mentioning(text: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|entry| {
+            std::fs::read(entry.path().join("cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(text))
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A step started in the background: killed (SIGKILL, by pid) if the test ends early.
+struct Background(std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The body of an HTTP GET of / on the host's 127.0.0.1:`port`, if it answers within 2 s.
+fn host_get(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let timeout = std::time::Duration::from_secs(2);
+    let mut connection = std::net::TcpStream::connect_timeout(&address, timeout).ok()?;
+    connection.set_read_timeout(Some(timeout)).ok()?;
+    connection.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut response = String::new();
+    connection.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?;
+    (status == "200").then(|| body.to_string())
+}
+
+#[test]
+fn step_12_has_lo_and_a_tap_device_with_an_address_and_the_default_route() {
+    let script = "ip -o -4 addr | cut -d ' ' -f 2,7; ip route";
+    let run = step(12, &["sh", "-c", script]).run();
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout,
+        "lo 127.0.0.1/8\ntap0 10.0.2.100/24\ndefault via 10.0.2.2 dev tap0 \n\
+         10.0.2.0/24 dev tap0 scope link  src 10.0.2.100 \n",
+        "{}",
+        run.report()
+    );
+    assert_run_snapshot!("step_12_network", run);
+}
+
+#[test]
+fn step_12_reaches_a_server_on_the_hosts_loopback() {
+    use std::io::{Read, Write};
+    // The server: on the host's 127.0.0.1 only, one answer, for at most 10 s.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    server.set_nonblocking(true).unwrap();
+    let serving = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            match server.accept() {
+                Ok((mut client, _)) => {
+                    client.set_nonblocking(false).unwrap();
+                    let mut request = [0u8; 1024];
+                    let _ = client.read(&mut request);
+                    let body = "hello from the host's loopback\n";
+                    let _ = write!(
+                        client,
+                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    return true;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        false
+    });
+    // 10.0.2.2 is where slirp4netns answers for the host's 127.0.0.1.
+    let url = format!("http://10.0.2.2:{port}/");
+    // (busybox 1.35's `wget -T` crashes: `timeout` bounds it instead.)
+    let run = step(12, &["timeout", "5", "wget", "-q", "-O", "-", &url]).run();
+    assert!(
+        serving.join().unwrap(),
+        "the server saw no request:\n{}",
+        run.report()
+    );
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout,
+        "hello from the host's loopback\n",
+        "{}",
+        run.report()
+    );
+}
+
+#[test]
+fn step_12_publishes_a_port_on_the_hosts_loopback_until_it_ends() {
+    use nix::sys::signal::{Signal, kill};
+    let port = free_port();
+    let publish = format!("{port}:80");
+    // httpd in the background; the shell, PID 1, ends on SIGTERM (a trap), within 0.1 s.
+    let script = "trap 'exit 0' TERM; echo hello from the container > /tmp/index.html; \
+                  httpd -p 80 -h /tmp; while :; do sleep 0.1; done";
+    let mut step = step(12, &["-p", &publish, "sh", "-c", script]);
+    let container = Background(step.spawn());
+    let pid = container.0.id();
+    // Until httpd answers through the published port: at most 10 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut answer = host_get(port);
+    while answer.is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        answer = host_get(port);
+    }
+    assert_eq!(answer.as_deref(), Some("hello from the container\n"));
+    // Twenty at once, each through its own relayed connection.
+    let answers: Vec<_> = (0..20)
+        .map(|_| std::thread::spawn(move || host_get(port)))
+        .collect();
+    for answer in answers {
+        assert_eq!(
+            answer.join().unwrap().as_deref(),
+            Some("hello from the container\n")
+        );
+    }
+    let step_pid = nix::unistd::Pid::from_raw(pid as i32);
+    kill(step_pid, Signal::SIGTERM).unwrap();
+    let mut container = container;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = container.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the step did not end");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    // Nothing is left: the port is free, slirp4netns (whose arguments name the step's pid)
+    // and the relay (a fork of the step, with its arguments) are gone.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    assert_eq!(processes_mentioning(&publish), [""; 0], "the relay is left");
+    let slirp = processes_mentioning("slirp4netns");
+    let left: Vec<_> = slirp
+        .iter()
+        .filter(|slirp| {
+            std::fs::read(format!("/proc/{slirp}/cmdline")).is_ok_and(|cmdline| {
+                cmdline
+                    .split(|&byte| byte == 0)
+                    .any(|arg| arg == pid.to_string().as_bytes())
+            })
+        })
+        .collect();
+    assert_eq!(left, [&""; 0], "slirp4netns is left");
+}
+
+#[test]
+fn step_12_a_port_in_use_is_one_clear_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let run = step(12, &["-p", &format!("{port}:80"), "true"]).run();
+    run.assert_code(125);
+    assert_eq!(
+        run.error(),
+        format!(
+            "step-12-network: error: cannot publish 127.0.0.1:{port}: Address already in use \
+             (os error 98)\n  hint: another program listens there: choose another host port\n"
+        )
+    );
+    assert!(run.stdout.is_empty(), "the command must not run");
+    // The host is as it was: the port is still the other program's.
+    assert_eq!(taken.local_addr().unwrap().port(), port);
+    let run = step(12, &["-p", "80", "true"]).run();
+    run.assert_code(125);
+    assert!(
+        run.error()
+            .starts_with("step-12-network: error: -p 80: not [IP:]HOST_PORT:CONTAINER_PORT\n"),
+        "{}",
+        run.report()
+    );
+}
+
+#[test]
+fn step_12_without_slirp4netns_says_what_to_install() {
+    // A PATH with nothing on it: the command is named by its path inside the container.
+    let empty = own_tmp("no-slirp4netns");
+    let run = step(12, &["/bin/true"]).env("PATH", &empty).run();
+    run.assert_code(125);
+    assert_eq!(
+        run.error(),
+        "step-12-network: error: slirp4netns is not installed: the container would have no \
+         network\n  hint: install it: `sudo apt install slirp4netns` (or dnf, pacman, zypper \
+         install)\n"
+    );
+}
+
+#[test]
+fn step_12_when_slirp4netns_fails_shows_its_last_message() {
+    use std::os::unix::fs::PermissionsExt;
+    // A stand-in that fails the way slirp4netns does when it cannot do its job.
+    let bin = own_tmp("failing-slirp4netns");
+    let fake = bin.join("slirp4netns");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'starting'\necho 'no tap for you' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), common::SYSTEM_PATH);
+    let run = step(12, &["true"]).env("PATH", path).run();
+    run.assert_code(125);
+    assert_eq!(
+        run.error(),
+        "step-12-network: error: slirp4netns did not set up the network: no tap for you\n  \
+         hint: that was its last message; `man slirp4netns` says more\n"
+    );
+}
+
+#[test]
+fn step_12_with_dev_net_tun_not_usable_says_what_to_change() {
+    if !running_as_root() {
+        eprintln!("SKIPPED: only root can give the step a /dev/net/tun of mode 0600 of its own");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the tests as root"
+        );
+        return;
+    }
+    let run = common::step_with_tun(12, &["true"], Some("600")).run();
+    run.assert_code(125);
+    assert_eq!(
+        run.error(),
+        "step-12-network: error: /dev/net/tun is not usable, and slirp4netns needs it for the tap \
+         device: Permission denied (os error 13)\n  hint: slirp4netns opens it as you: `sudo \
+         chmod 0666 /dev/net/tun`, its stock mode on Debian and Ubuntu\n"
+    );
+}
+
+const RUNNABLE: [usize; 12] = [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
 
 #[test]
 fn every_step_exits_with_the_commands_status() {

@@ -24,7 +24,7 @@ pub const NOBODY: u32 = 65534;
 pub const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
 /// The workshop's step binaries, by number.
-pub const STEPS: [&str; 12] = [
+pub const STEPS: [&str; 13] = [
     "step-00-baseline",
     "step-01-uts",
     "step-02-userns",
@@ -37,6 +37,7 @@ pub const STEPS: [&str; 12] = [
     "step-09-dev",
     "step-10-pty",
     "step-11-least-privilege",
+    "step-12-network",
 ];
 
 /// A file on the host, outside the rootfs, that the breakout probe tries to read.
@@ -260,14 +261,52 @@ pub struct StepCommand {
     name: &'static str,
     command: Command,
     as_root: bool,
+    /// The command starts as root and drops to nobody itself (see [`step_with_tun`]).
+    drops_privileges: bool,
     shown: Vec<String>,
 }
 
-/// Prepares step `n` with the given command line.
+/// Prepares step `n` with the given command line. Step 12 gets a usable /dev/net/tun of its
+/// own when the tests run as root (see [`step_with_tun`]).
 pub fn step(n: usize, args: &[&str]) -> StepCommand {
+    step_with_tun(n, args, (n == 12).then_some("666"))
+}
+
+/// Step 12's slirp4netns opens /dev/net/tun as the user the step runs as. On some machines
+/// (this one among them) it is mode 0600, root's only; Debian and Ubuntu ship it 0666. When
+/// the tests run as root, the step runs in a mount namespace of its own, where a tmpfs on
+/// /dev/net holds a fresh tun node (10:200) of mode `tun`, and drops to nobody there: the
+/// host's own /dev/net/tun stays as it is. Otherwise the host's is used.
+const OWN_TUN: &str = r#"set -e
+step_path=$PATH
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+setpriv=$(command -v setpriv)
+mount -t tmpfs -o mode=755 tun /dev/net
+mknod -m "$1" /dev/net/tun c 10 200
+shift
+PATH=$step_path exec "$setpriv" --reuid=65534 --regid=65534 --clear-groups "$@"
+"#;
+
+/// [`step`], with a /dev/net/tun of mode `tun` when the tests run as root.
+pub fn step_with_tun(n: usize, args: &[&str], tun: Option<&str>) -> StepCommand {
     let name = STEPS[n];
     let fixture = fixture();
-    let mut command = Command::new(fixture.bin.join(name));
+    let binary = fixture.bin.join(name);
+    let drops_privileges = running_as_root() && tun.is_some();
+    let mut command = match tun {
+        Some(mode) if drops_privileges => {
+            // By their paths: a test may give the step a PATH without them.
+            let program = |name| plumbing::host::find_program(name).unwrap_or(name.into());
+            let mut command = Command::new(program("unshare"));
+            command
+                .args(["--mount", "--propagation", "private"])
+                .arg(program("sh"))
+                .args(["-c", OWN_TUN, "sh", mode])
+                .arg(binary);
+            command
+        }
+        _ => Command::new(binary),
+    };
     command
         .args(args)
         .current_dir(&fixture.dir)
@@ -285,6 +324,7 @@ pub fn step(n: usize, args: &[&str]) -> StepCommand {
         name,
         command,
         as_root: false,
+        drops_privileges,
         shown,
     }
 }
@@ -324,6 +364,11 @@ impl StepCommand {
     /// Runs as real root (only possible when the tests run as root): the "sudo" case.
     pub fn run_as_real_root(mut self) -> Self {
         assert!(running_as_root(), "only root can run a step as root");
+        assert!(
+            !self.drops_privileges,
+            "{} drops to nobody itself",
+            self.name
+        );
         self.as_root = true;
         self
     }
@@ -358,7 +403,7 @@ impl StepCommand {
 
     /// Starts the step, as an unprivileged user unless [`Self::run_as_real_root`].
     pub fn spawn(&mut self) -> std::process::Child {
-        if !self.as_root && running_as_root() {
+        if !self.as_root && !self.drops_privileges && running_as_root() {
             self.command.uid(NOBODY).gid(NOBODY);
         }
         self.command.spawn().expect("start the step")
