@@ -9,7 +9,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list --unsorted
 
-# Run step N (0-11) with an optional command: `just step 4 ls /` (default: a shell)
+# Run step N (0-12) with an optional command: `just step 4 ls /` (default: a shell)
 [no-exit-message]
 step N *COMMAND:
     #!/usr/bin/env bash
