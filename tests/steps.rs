@@ -798,9 +798,13 @@ fn step_12_reaches_a_server_on_the_hosts_loopback() {
     let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
     server.set_nonblocking(true).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let step_done = done.clone();
     let serving = std::thread::spawn(move || {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
+            // The step has ended: a request that came is already accepted.
+            let ended = step_done.load(std::sync::atomic::Ordering::SeqCst);
             match server.accept() {
                 Ok((mut client, _)) => {
                     client.set_nonblocking(false).unwrap();
@@ -814,6 +818,7 @@ fn step_12_reaches_a_server_on_the_hosts_loopback() {
                     );
                     return true;
                 }
+                Err(_) if ended => return false,
                 Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
             }
         }
@@ -823,6 +828,7 @@ fn step_12_reaches_a_server_on_the_hosts_loopback() {
     let url = format!("http://10.0.2.2:{port}/");
     // (busybox 1.35's `wget -T` crashes: `timeout` bounds it instead.)
     let run = step(12, &["timeout", "5", "wget", "-q", "-O", "-", &url]).run();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
     assert!(
         serving.join().unwrap(),
         "the server saw no request:\n{}",
@@ -850,8 +856,12 @@ fn step_12_publishes_a_port_on_the_hosts_loopback_until_it_ends() {
     let pid = container.0.id();
     // Until httpd answers through the published port: at most 10 s.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut container = container;
     let mut answer = host_get(port);
     while answer.is_none() && std::time::Instant::now() < deadline {
+        if let Some(status) = container.0.try_wait().unwrap() {
+            panic!("the step ended ({status}) before it served the port");
+        }
         std::thread::sleep(std::time::Duration::from_millis(50));
         answer = host_get(port);
     }
@@ -868,7 +878,6 @@ fn step_12_publishes_a_port_on_the_hosts_loopback_until_it_ends() {
     }
     let step_pid = nix::unistd::Pid::from_raw(pid as i32);
     kill(step_pid, Signal::SIGTERM).unwrap();
-    let mut container = container;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let status = loop {
         if let Some(status) = container.0.try_wait().unwrap() {
