@@ -586,7 +586,9 @@ fn step_11_ordinary_work_still_works() {
 fn step_11_a_shell_on_a_terminal_still_edits_files_with_vi() {
     use common::terminal::{Terminal, finish};
     let terminal = Terminal::open(30, 100);
-    let mut child = step(11, &[]).on_terminal(&terminal.pts).spawn();
+    // Killed if the test fails halfway: a shell on a terminal would wait for keys forever.
+    let mut step_11 = Background(step(11, &[]).on_terminal(&terminal.pts).spawn());
+    let child = &mut step_11.0;
     // The shell's prompt, unless the step ends first (as an unfinished copy does).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while !terminal.screen().contains("/ # ") {
@@ -627,7 +629,7 @@ fn step_11_a_shell_on_a_terminal_still_edits_files_with_vi() {
     at = terminal.wait_for("hello from vi\r\n/dev/pts/0\r\n", at);
     terminal.type_in("exit\r");
     assert_eq!(
-        finish(&mut child, &terminal),
+        finish(child, &terminal),
         Some(0),
         "{}",
         &terminal.screen()[at..]
@@ -752,6 +754,7 @@ fn processes_mentioning(text: &str) -> Vec<String> {
 }
 
 /// A step started in the background: killed (SIGKILL, by pid) if the test ends early.
+/// (Its helpers and PID 1 die with it: PR_SET_PDEATHSIG.)
 struct Background(std::process::Child);
 
 impl Drop for Background {
