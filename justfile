@@ -14,7 +14,7 @@ default:
 setup *FLAGS:
     @scripts/setup "$@"
 
-# Run step N (0-10) with an optional command: `just step 4 ls /` (default: a shell)
+# Run step N (0-12) with an optional command: `just step 4 ls /` (default: a shell)
 [no-exit-message]
 step N *COMMAND:
     #!/usr/bin/env bash
@@ -38,17 +38,17 @@ demo NAME *COMMAND:
     set -euo pipefail
     shopt -s nullglob
     found=(steps/*/src/bin/"$1".rs)
-    if [[ "$1" == breakout ]]; then
-        echo "error: the breakout probe runs inside a container: just breakout 5 (or 6)" >&2
-        exit 2
-    fi
+    case "$1" in
+        breakout) echo "error: the breakout probe runs inside a container: just breakout 5 (or 6)" >&2; exit 2 ;;
+        syscalls) echo "error: the syscalls probe runs inside a container: just syscalls 10 (or 11)" >&2; exit 2 ;;
+    esac
     if (( ${#found[@]} != 1 )); then
         echo "error: there is no demo '$1'. The demos are:" >&2
         for demo in steps/*/src/bin/*.rs; do
-            [[ "$(basename "$demo")" == breakout.rs ]] && continue
+            [[ "$(basename "$demo")" == @(breakout|syscalls).rs ]] && continue
             echo "  just demo $(basename "$demo" .rs)    ($(echo "$demo" | cut -d/ -f2))" >&2
         done
-        echo "  (and the breakout probe: just breakout 5, just breakout 6)" >&2
+        echo "  (and the probes: just breakout 5, just breakout 6, just syscalls 10, just syscalls 11)" >&2
         exit 2
     fi
     package="step-$(echo "${found[0]}" | cut -d/ -f2)"
@@ -62,9 +62,27 @@ breakout N FILE="/etc/os-release":
     #!/usr/bin/env bash
     set -euo pipefail
     just _step-dir "$1" >/dev/null
-    dir=$(just _build step-06-pivot-root)
+    just _probe step-06-pivot-root breakout
+    exec just step "$1" /bin/breakout "$2"
+
+# Make, inside step N, each system call that step 11 refuses: step 10 takes them, step 11 does not
+[no-exit-message]
+syscalls N:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    just _step-dir "$1" >/dev/null
+    just _probe step-11-least-privilege syscalls
+    exec just step "$1" /bin/syscalls
+
+# Put the static probe NAME of PACKAGE into the rootfs's /bin, where a container runs it
+[private]
+[no-exit-message]
+_probe PACKAGE NAME:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir=$(just _build "$1")
     if [[ "$dir" == target/release ]]; then
-        echo "error: the breakout probe must be a static binary, and this machine cannot link one" >&2
+        echo "error: the $2 probe must be a static binary, and this machine cannot link one" >&2
         echo "  hint: install the C library's static archive (libc.a: glibc-static, libc6-dev)" >&2
         exit 1
     fi
@@ -72,11 +90,10 @@ breakout N FILE="/etc/os-release":
     [[ -d "$rootfs" ]] || just rootfs
     # Put the probe inside the container's filesystem, where it will run: under a temporary
     # name first, then renamed, so that a probe running from the same rootfs is not disturbed.
-    if ! cmp -s "$dir/breakout" "$rootfs/bin/breakout"; then
-        install -m 755 "$dir/breakout" "$rootfs/bin/.breakout.$$"
-        mv -f "$rootfs/bin/.breakout.$$" "$rootfs/bin/breakout"
+    if ! cmp -s "$dir/$2" "$rootfs/bin/$2"; then
+        install -m 755 "$dir/$2" "$rootfs/bin/.$2.$$"
+        mv -f "$rootfs/bin/.$2.$$" "$rootfs/bin/$2"
     fi
-    exec just step "$1" /bin/breakout "$2"
 
 # Show what step B adds to step A: `just diff 2 3` (or `just diff 3`, the same)
 [no-exit-message]
@@ -105,8 +122,10 @@ check N:
     #!/usr/bin/env bash
     set -euo pipefail
     n=$((10#$1))
-    # Steps 05 and 06 are checked with the static breakout probe, as `just test` does.
+    # Steps 05 and 06 are checked with the static breakout probe, step 11 with the syscalls
+    # probe, as `just test` does.
     if (( n == 5 || n == 6 )); then just _build step-06-pivot-root >/dev/null; fi
+    if (( n == 11 )); then just _build step-11-least-privilege >/dev/null; fi
     exec "$(just _coach)" check "$@"
 
 # The next hint for step N, one at a time
@@ -219,7 +238,7 @@ doctor:
     binary="$(just _build bento-doctor)/bento-doctor"
     exec "$binary"
 
-# Time /bin/true in step 05 against `unshare` and a bare exec, `bento run` against step 10 and runc, podman with bento against podman with runc (needs hyperfine)
+# Time /bin/true in step 05 against `unshare` and a bare exec, step 11 against step 10, `bento run` against step 10 and runc, podman with bento against podman with runc (needs hyperfine)
 bench:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -235,7 +254,8 @@ bench:
     chmod 755 "$work"
     cp "$binary" "$work/step-05-procfs"
     cp -a rootfs "$work/rootfs"
-    cp "$(just _build bento)/bento" "$(just _build step-10-pty)/step-10-pty" "$work/"
+    steps=$(just _build step-10-pty step-11-least-privilege)
+    cp "$(just _build bento)/bento" "$steps/step-10-pty" "$steps/step-11-least-privilege" "$work/"
     as=()
     if [[ $(id -u) == 0 ]]; then
         as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
@@ -252,15 +272,17 @@ bench:
             printf "\nmedians: step 05 %.2f ms, unshare %.2f ms, bare exec %.2f ms\n", median["step 05"], median["unshare"], median["bare exec"]
             printf "ratio step 05 / unshare = %.2f (target: <= 1.00)\n", median["step 05"] / median["unshare"]
         }' "$work/times.csv"
-    # Bento (image already pulled) against the last step (10), and against runc on the same
-    # root filesystem (runc needs root here: Debian's runc, a full OCI config).
+    # Bento (image already pulled) against step 10, and against runc on the same root
+    # filesystem (runc needs root here: Debian's runc, a full OCI config); step 11 (its
+    # capabilities, no_new_privs and seccomp filter) against step 10.
     "${as[@]}" env BENTO_HOME="$work/bento-home" "$work/bento" pull busybox: >/dev/null
     image=$(echo "$work"/bento-home/images/busybox-*/rootfs)
     "${as[@]}" env HOME="$work" BENTO_HOME="$work/bento-home" BENTO_ROOTFS="$image" \
         TMPDIR="$work" hyperfine --shell=none --warmup 20 --runs 200 \
         --export-csv "$work/bento.csv" \
         --command-name "bento run" "$work/bento run --rm busybox: /bin/true" \
-        --command-name "step 10" "$work/step-10-pty /bin/true"
+        --command-name "step 10" "$work/step-10-pty /bin/true" \
+        --command-name "step 11" "$work/step-11-least-privilege /bin/true"
     runc_median=""
     if [[ $(id -u) == 0 ]] && command -v runc >/dev/null; then
         bundle="$work/bundle"
@@ -286,6 +308,7 @@ bench:
             if (runc != "") printf ", runc run %.2f ms (ratio bento / runc = %.2f, goal < 1)", runc, median["bento run"] / runc
             else printf " (runc: only as root)"
             printf "\n"
+            printf "step 11 %.2f ms: ratio step 11 / step 10 = %.2f (target: <= 1.10)\n", median["step 11"], median["step 11"] / median["step 10"]
         }' "$work/bento.csv"
     # podman with bento as its runtime against podman with runc (as root: Debian's podman
     # with conmon, cgroupfs, a private storage, the same imported root filesystem).

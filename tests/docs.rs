@@ -66,3 +66,52 @@ fn readmes_quote_the_snapshots() {
         }
     }
 }
+
+#[test]
+fn step_11s_readme_shows_the_same_filter_as_an_oci_profile() {
+    let step = workspace().join("steps/11-least-privilege");
+    let source = std::fs::read_to_string(step.join("src/main.rs")).unwrap();
+    let readme = std::fs::read_to_string(step.join("README.md")).unwrap();
+    // The calls refused_syscalls() lists, by their libc names.
+    let list = source
+        .split("\nfn refused_syscalls()")
+        .nth(1)
+        .and_then(|rest| rest.split("\n}\n").next())
+        .expect("main.rs has refused_syscalls()");
+    let refused: Vec<&str> = list
+        .split("libc::SYS_")
+        .skip(1)
+        .filter_map(|after| after.split(',').next())
+        .collect();
+    assert!(refused.len() >= 20, "{refused:?}");
+    let json = readme
+        .split("<!-- oci-seccomp -->\n```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the README shows the profile after <!-- oci-seccomp -->");
+    let profile: serde_json::Value = serde_json::from_str(json).expect("the profile is JSON");
+    let rules = profile["syscalls"].as_array().expect("a syscalls list");
+    let names = |rule: &serde_json::Value| -> Vec<String> {
+        rule["names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|name| name.as_str().map(String::from))
+            .collect()
+    };
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_ALLOW");
+    assert_eq!(
+        names(&rules[0]),
+        refused,
+        "the EPERM list, in the same order"
+    );
+    assert_eq!(
+        (&rules[0]["action"], &rules[0]["errnoRet"]),
+        (&"SCMP_ACT_ERRNO".into(), &1.into())
+    );
+    assert_eq!(names(&rules[1]), ["clone3"]);
+    assert_eq!(rules[1]["errnoRet"], 38, "ENOSYS");
+    assert_eq!(names(&rules[2]), ["clone", "unshare"]);
+    assert_eq!(rules[2]["args"][0]["value"], 0x1000_0000, "CLONE_NEWUSER");
+    assert_eq!(rules.len(), 3);
+}

@@ -154,7 +154,7 @@ fn marker(n: usize, salt: u32) -> String {
 // ---- hosts that forbid user namespaces ----------------------------------------------------
 
 per_step!(a_refused_user_namespace_says_why_and_points_to_doctor: step_02 = 2, step_03 = 3,
-    step_04 = 4, step_05 = 5, step_06 = 6, step_07 = 7, step_08 = 8, step_09 = 9, step_10 = 10);
+    step_04 = 4, step_05 = 5, step_06 = 6, step_07 = 7, step_08 = 8, step_09 = 9, step_10 = 10, step_11 = 11, step_12 = 12);
 fn a_refused_user_namespace_says_why_and_points_to_doctor(n: usize) {
     if plumbing::host::Sysctls::host().userns_block().is_some() {
         common::skipped("this host itself blocks user namespaces; `just doctor` says why");
@@ -240,7 +240,7 @@ fn the_doctor_meets_a_real_refusal() {
 macro_rules! supervised {
     ($check:ident) => {
         per_step!($check: step_03 = 3, step_04 = 4, step_05 = 5, step_06 = 6, step_07 = 7,
-            step_08 = 8, step_09 = 9, step_10 = 10);
+            step_08 = 8, step_09 = 9, step_10 = 10, step_11 = 11, step_12 = 12);
     };
 }
 
@@ -402,7 +402,7 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
 
 per_step!(no_step_leaks_anything_onto_the_host: step_00 = 0, step_01 = 1, step_02 = 2,
     step_03 = 3, step_04 = 4, step_05 = 5, step_06 = 6, step_07 = 7, step_08 = 8, step_09 = 9,
-    step_10 = 10);
+    step_10 = 10, step_11 = 11, step_12 = 12);
 fn no_step_leaks_anything_onto_the_host(n: usize) {
     use std::os::unix::fs::PermissionsExt;
     // A TMPDIR of its own (the overlay's layers of steps 07+ go there), to see what a run
@@ -482,6 +482,8 @@ fn with_a_shared_root_mounts_stay_in_the_container() {
     let script = r#"
         mount --make-rshared / &&
         grep -q ' / / .* shared:' /proc/self/mountinfo || { echo "/ is not shared"; exit 90; }
+        # Step 12's slirp4netns opens /dev/net/tun as nobody: a usable one, this namespace's.
+        mount -t tmpfs -o mode=755 tun /dev/net && mknod -m 666 /dev/net/tun c 10 200 || exit 94
         before=$(cat /proc/self/mountinfo)
         for step in "$@"; do
             "$step" true 2>/dev/null || exit 91

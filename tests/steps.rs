@@ -633,6 +633,471 @@ fn step_10_without_a_terminal_shows_the_full_checklist() {
     assert_run_snapshot!("step_10_no_terminal", run);
 }
 
+// ---- step 11: least privilege -----------------------------------------------------------------
+
+#[test]
+fn step_11_without_a_terminal_ticks_least_privilege() {
+    let run = step(11, &["true"]).run();
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains(
+            "  ✅ Least privilege           11 capabilities, no_new_privs, a seccomp filter\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_run_snapshot!("step_11_no_terminal", run);
+}
+
+/// A nested user namespace, the hostname and a mount: what step 11 refuses.
+const REFUSED: &str = "unshare -U true; echo unshare $?; hostname x; echo hostname $?; \
+                       mkdir -p /mnt; mount -t tmpfs x /mnt; echo mount $?";
+
+#[test]
+fn step_11_refuses_a_nested_user_namespace_the_hostname_and_mounts() {
+    let run = step(11, &["sh", "-c", REFUSED]).run();
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout,
+        "unshare 1\nhostname 1\nmount 1\n",
+        "{}",
+        run.report()
+    );
+    for refused in [
+        "unshare: unshare(0x10000000): Operation not permitted\n",
+        "hostname: sethostname: Operation not permitted\n",
+        // busybox's words for EPERM from mount(2)
+        "mount: permission denied (are you root?)\n",
+    ] {
+        assert!(run.stderr.contains(refused), "{}", run.report());
+    }
+    assert_run_snapshot!("step_11_refused", run);
+}
+
+#[test]
+fn step_11_ordinary_work_still_works() {
+    let script = "touch /tmp/file && chown root:root /tmp/file && chmod 600 /tmp/file && \
+                  stat -c '%a %u %g' /tmp/file; ps -o pid,comm | grep -c ' ps$'; \
+                  sleep 0.1 & wait; echo background $?; ls /nope 2>/dev/null || echo quiet; \
+                  echo hi | cat > /dev/null && echo pipes; id -u";
+    let run = step(11, &["sh", "-c", script]).run();
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout,
+        "600 0 0\n1\nbackground 0\nquiet\npipes\n0\n",
+        "{}",
+        run.report()
+    );
+}
+
+#[test]
+fn step_11_a_shell_on_a_terminal_still_edits_files_with_vi() {
+    use common::terminal::{Terminal, finish};
+    let terminal = Terminal::open(30, 100);
+    // Killed if the test fails halfway: a shell on a terminal would wait for keys forever.
+    let mut step_11 = Background(step(11, &[]).on_terminal(&terminal.pts).spawn());
+    let child = &mut step_11.0;
+    // The shell's prompt, unless the step ends first (as an unfinished copy does).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !terminal.screen().contains("/ # ") {
+        if let Some(status) = child.try_wait().expect("wait for the step") {
+            panic!(
+                "the step ended ({status}) before its shell started:\n{}",
+                terminal.screen()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no shell prompt:\n{}",
+            terminal.screen()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut at = terminal.wait_for("/ # ", 0);
+    assert!(
+        terminal.screen().contains("✅ Least privilege"),
+        "{}",
+        terminal.screen()
+    );
+    // One step at a time, each once vi shows it is ready for it (its status line: `-` in
+    // command mode, `I` in insert mode): keys typed before vi has the terminal are echoed
+    // by the shell's line discipline, and vi reads an Escape followed at once by more bytes
+    // as one escape sequence (an arrow key's).
+    terminal.type_in("vi /tmp/note\r");
+    at = terminal.wait_for("- /tmp/note", at);
+    terminal.type_in("i");
+    at = terminal.wait_for("I /tmp/note", at);
+    terminal.type_in("hello from vi");
+    at = terminal.wait_for("hello from vi", at);
+    terminal.type_in("\x1b");
+    at = terminal.wait_for("- /tmp/note", at);
+    terminal.type_in(":wq\r");
+    at = terminal.wait_for("/ # ", at);
+    terminal.type_in("cat /tmp/note; tty\r");
+    at = terminal.wait_for("hello from vi\r\n/dev/pts/0\r\n", at);
+    terminal.type_in("exit\r");
+    assert_eq!(
+        finish(child, &terminal),
+        Some(0),
+        "{}",
+        &terminal.screen()[at..]
+    );
+}
+
+/// What step 11's system-call probe printed in step `n`: `(call, answer)` lines.
+fn syscall_answers(n: usize) -> Option<Vec<(String, String)>> {
+    if !fixture().has_syscalls {
+        eprintln!("SKIPPED: the system-call probe must be static, and this machine cannot link it");
+        assert!(std::env::var_os("CI").is_none(), "CI must run the probe");
+        return None;
+    }
+    let run = step(n, &["/bin/syscalls"]).run();
+    run.assert_code(0);
+    // The README shows it; the i386 and x32 lines exist only on x86_64.
+    #[cfg(target_arch = "x86_64")]
+    if n == 11 {
+        assert_run_snapshot!("step_11_syscalls", run);
+    }
+    let answers: Vec<(String, String)> = run
+        .stdout
+        .lines()
+        .map(|line| {
+            let (call, answer) = line.split_at(24.min(line.len()));
+            (call.trim().to_string(), answer.to_string())
+        })
+        .collect();
+    assert!(answers.len() >= 30, "{}", run.report());
+    Some(answers)
+}
+
+/// The answer to `call` among the probe's.
+fn answer(answers: &[(String, String)], call: &str) -> String {
+    answers
+        .iter()
+        .find(|(name, _)| name == call)
+        .map(|(_, answer)| answer.clone())
+        .unwrap_or_else(|| panic!("the probe did not try {call}: {answers:?}"))
+}
+
+/// The calls the probe makes from another architecture's table (x86_64 only).
+const FOREIGN: [&str; 2] = ["x32 getpid", "i386 getpid (int 0x80)"];
+
+#[test]
+fn step_11_the_filter_refuses_each_call_it_lists() {
+    let Some(answers) = syscall_answers(11) else {
+        return;
+    };
+    for (call, got) in &answers {
+        let expected = match call.as_str() {
+            "clone3" => "ENOSYS",
+            "unshare(0)" | "clone()" | "getpid" => "ok",
+            call if FOREIGN.contains(&call) => "killed by SIGSYS",
+            _ => "EPERM",
+        };
+        assert_eq!(got, expected, "{call}: {answers:?}");
+    }
+}
+
+/// Step 10, the same container without step 11's lessons, is what makes the step 11 tests
+/// mean something: there, the kernel takes every call step 11 refuses, or gets as far as
+/// the arguments. (Not named `step_11_`: `just check 11` runs ours, never a learner's.)
+#[test]
+fn without_step_11s_lessons_the_kernel_takes_those_calls() {
+    let run = step(10, &["sh", "-c", REFUSED]).run();
+    assert_eq!(
+        run.stdout,
+        "unshare 0\nhostname 0\nmount 0\n",
+        "{}",
+        run.report()
+    );
+    let Some(answers) = syscall_answers(10) else {
+        return;
+    };
+    for call in ["unshare(CLONE_NEWUSER)", "clone(CLONE_NEWUSER)"] {
+        assert_eq!(answer(&answers, call), "ok", "{call}");
+    }
+    for call in [
+        "keyctl",
+        "add_key",
+        "mount",
+        "umount2",
+        "bpf",
+        "ptrace",
+        "userfaultfd",
+    ] {
+        assert_ne!(answer(&answers, call), "EPERM", "{call}");
+    }
+    assert_ne!(answer(&answers, "clone3"), "ENOSYS");
+    for call in FOREIGN
+        .iter()
+        .filter(|call| answers.iter().any(|(name, _)| name == *call))
+    {
+        assert_ne!(answer(&answers, call), "killed by SIGSYS", "{call}");
+    }
+}
+
+// ---- step 12: a network of its own, and published ports ---------------------------------------
+//
+// Traffic goes only to the host's loopback and to the container's own addresses, and every
+// process a test starts is stopped by its pid, also when the test fails.
+
+/// A port that was free a moment ago on the host's 127.0.0.1.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The pids of the processes whose command line contains `text`.
+fn processes_mentioning(text: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|entry| {
+            std::fs::read(entry.path().join("cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(text))
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A step started in the background: killed (SIGKILL, by pid) if the test ends early.
+/// (Its helpers and PID 1 die with it: PR_SET_PDEATHSIG.)
+struct Background(std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The body of an HTTP GET of / on the host's 127.0.0.1:`port`, if it answers within 2 s.
+fn host_get(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let timeout = std::time::Duration::from_secs(2);
+    let mut connection = std::net::TcpStream::connect_timeout(&address, timeout).ok()?;
+    connection.set_read_timeout(Some(timeout)).ok()?;
+    connection.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut response = String::new();
+    connection.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?;
+    (status == "200").then(|| body.to_string())
+}
+
+#[test]
+fn step_12_has_lo_and_a_tap_device_with_an_address_and_the_default_route() {
+    let script = "ip -o -4 addr | cut -d ' ' -f 2,7; ip route";
+    let run = step(12, &["sh", "-c", script]).run();
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout,
+        "lo 127.0.0.1/8\ntap0 10.0.2.100/24\ndefault via 10.0.2.2 dev tap0 \n\
+         10.0.2.0/24 dev tap0 scope link  src 10.0.2.100 \n",
+        "{}",
+        run.report()
+    );
+    assert_run_snapshot!("step_12_network", run);
+}
+
+#[test]
+fn step_12_reaches_a_server_on_the_hosts_loopback() {
+    use std::io::{Read, Write};
+    // The server: on the host's 127.0.0.1 only, one answer, for at most 10 s.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    server.set_nonblocking(true).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let step_done = done.clone();
+    let serving = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            // The step has ended: a request that came is already accepted.
+            let ended = step_done.load(std::sync::atomic::Ordering::SeqCst);
+            match server.accept() {
+                Ok((mut client, _)) => {
+                    client.set_nonblocking(false).unwrap();
+                    let mut request = [0u8; 1024];
+                    let _ = client.read(&mut request);
+                    let body = "hello from the host's loopback\n";
+                    let _ = write!(
+                        client,
+                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    return true;
+                }
+                Err(_) if ended => return false,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        false
+    });
+    // 10.0.2.2 is where slirp4netns answers for the host's 127.0.0.1.
+    let url = format!("http://10.0.2.2:{port}/");
+    // (busybox 1.35's `wget -T` crashes: `timeout` bounds it instead.)
+    let run = step(12, &["timeout", "5", "wget", "-q", "-O", "-", &url]).run();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        serving.join().unwrap(),
+        "the server saw no request:\n{}",
+        run.report()
+    );
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout,
+        "hello from the host's loopback\n",
+        "{}",
+        run.report()
+    );
+}
+
+#[test]
+fn step_12_publishes_a_port_on_the_hosts_loopback_until_it_ends() {
+    use nix::sys::signal::{Signal, kill};
+    let port = free_port();
+    let publish = format!("{port}:80");
+    // httpd in the background; the shell, PID 1, ends on SIGTERM (a trap), within 0.1 s.
+    let script = "trap 'exit 0' TERM; echo hello from the container > /tmp/index.html; \
+                  httpd -p 80 -h /tmp; while :; do sleep 0.1; done";
+    let mut step = step(12, &["-p", &publish, "sh", "-c", script]);
+    let container = Background(step.spawn());
+    let pid = container.0.id();
+    // Until httpd answers through the published port: at most 10 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut container = container;
+    let mut answer = host_get(port);
+    while answer.is_none() && std::time::Instant::now() < deadline {
+        if let Some(status) = container.0.try_wait().unwrap() {
+            panic!("the step ended ({status}) before it served the port");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        answer = host_get(port);
+    }
+    assert_eq!(answer.as_deref(), Some("hello from the container\n"));
+    // Twenty at once, each through its own relayed connection.
+    let answers: Vec<_> = (0..20)
+        .map(|_| std::thread::spawn(move || host_get(port)))
+        .collect();
+    for answer in answers {
+        assert_eq!(
+            answer.join().unwrap().as_deref(),
+            Some("hello from the container\n")
+        );
+    }
+    let step_pid = nix::unistd::Pid::from_raw(pid as i32);
+    kill(step_pid, Signal::SIGTERM).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = container.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the step did not end");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    // Nothing is left: the port is free, slirp4netns (whose arguments name the step's pid)
+    // and the relay (a fork of the step, with its arguments) are gone.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    assert_eq!(processes_mentioning(&publish), [""; 0], "the relay is left");
+    let slirp = processes_mentioning("slirp4netns");
+    let left: Vec<_> = slirp
+        .iter()
+        .filter(|slirp| {
+            std::fs::read(format!("/proc/{slirp}/cmdline")).is_ok_and(|cmdline| {
+                cmdline
+                    .split(|&byte| byte == 0)
+                    .any(|arg| arg == pid.to_string().as_bytes())
+            })
+        })
+        .collect();
+    assert_eq!(left, [&""; 0], "slirp4netns is left");
+}
+
+#[test]
+fn step_12_a_port_in_use_is_one_clear_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let run = step(12, &["-p", &format!("{port}:80"), "true"]).run();
+    run.assert_code(125);
+    assert_eq!(
+        run.error(),
+        format!(
+            "step-12-network: error: cannot publish 127.0.0.1:{port}: Address already in use \
+             (os error 98)\n  hint: another program listens there: choose another host port\n"
+        )
+    );
+    assert!(run.stdout.is_empty(), "the command must not run");
+    // The host is as it was: the port is still the other program's.
+    assert_eq!(taken.local_addr().unwrap().port(), port);
+    let run = step(12, &["-p", "80", "true"]).run();
+    run.assert_code(125);
+    assert!(
+        run.error()
+            .starts_with("step-12-network: error: -p 80: not [IP:]HOST_PORT:CONTAINER_PORT\n"),
+        "{}",
+        run.report()
+    );
+}
+
+#[test]
+fn step_12_without_slirp4netns_says_what_to_install() {
+    // A PATH with nothing on it: the command is named by its path inside the container.
+    let empty = own_tmp("no-slirp4netns");
+    let run = step(12, &["/bin/true"]).env("PATH", &empty).run();
+    run.assert_code(125);
+    assert_eq!(
+        run.error(),
+        "step-12-network: error: slirp4netns is not installed: the container would have no \
+         network\n  hint: install it: `sudo apt install slirp4netns` (or dnf, pacman, zypper \
+         install)\n"
+    );
+}
+
+#[test]
+fn step_12_when_slirp4netns_fails_shows_its_last_message() {
+    use std::os::unix::fs::PermissionsExt;
+    // A stand-in that fails the way slirp4netns does when it cannot do its job.
+    let bin = own_tmp("failing-slirp4netns");
+    let fake = bin.join("slirp4netns");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'starting'\necho 'no tap for you' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), common::SYSTEM_PATH);
+    let run = step(12, &["true"]).env("PATH", path).run();
+    run.assert_code(125);
+    assert_eq!(
+        run.error(),
+        "step-12-network: error: slirp4netns did not set up the network: no tap for you\n  \
+         hint: that was its last message; `man slirp4netns` says more\n"
+    );
+}
+
+#[test]
+fn step_12_with_dev_net_tun_not_usable_says_what_to_change() {
+    if !running_as_root() {
+        eprintln!("SKIPPED: only root can give the step a /dev/net/tun of mode 0600 of its own");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the tests as root"
+        );
+        return;
+    }
+    let run = common::step_with_tun(12, &["true"], Some("600")).run();
+    run.assert_code(125);
+    assert_eq!(
+        run.error(),
+        "step-12-network: error: /dev/net/tun is not usable, and slirp4netns needs it for the tap \
+         device: Permission denied (os error 13)\n  hint: slirp4netns opens it as you: `sudo \
+         chmod 0666 /dev/net/tun`, its stock mode on Debian and Ubuntu\n"
+    );
+}
+
 // ---- every step: exit status and bad input, one test per step --------------------------------
 
 /// A check of every step that can run a command as an unprivileged user (step 01 cannot),
@@ -640,7 +1105,7 @@ fn step_10_without_a_terminal_shows_the_full_checklist() {
 macro_rules! runnable {
     ($check:ident) => {
         per_step!($check: step_00 = 0, step_02 = 2, step_03 = 3, step_04 = 4, step_05 = 5,
-            step_06 = 6, step_07 = 7, step_08 = 8, step_09 = 9, step_10 = 10);
+            step_06 = 6, step_07 = 7, step_08 = 8, step_09 = 9, step_10 = 10, step_11 = 11, step_12 = 12);
     };
 }
 
@@ -706,7 +1171,7 @@ fn a_command_that_is_not_executable_exits_126(n: usize) {
 
 per_step!(an_empty_command_is_refused_before_anything_happens: step_00 = 0, step_01 = 1,
     step_02 = 2, step_03 = 3, step_04 = 4, step_05 = 5, step_06 = 6, step_07 = 7, step_08 = 8,
-    step_09 = 9, step_10 = 10);
+    step_09 = 9, step_10 = 10, step_11 = 11, step_12 = 12);
 fn an_empty_command_is_refused_before_anything_happens(n: usize) {
     let run = step(n, &[""]).run();
     run.assert_code(125);
@@ -721,7 +1186,7 @@ fn an_empty_command_is_refused_before_anything_happens(n: usize) {
 }
 
 per_step!(a_missing_rootfs_names_just_rootfs: step_04 = 4, step_05 = 5, step_06 = 6,
-    step_07 = 7, step_08 = 8, step_09 = 9, step_10 = 10);
+    step_07 = 7, step_08 = 8, step_09 = 9, step_10 = 10, step_11 = 11, step_12 = 12);
 fn a_missing_rootfs_names_just_rootfs(n: usize) {
     let name = STEPS[n];
     let run = step(n, &["ls"])

@@ -1,6 +1,7 @@
 //! The command line and the root filesystem, checked before any isolation starts.
 
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, OsString};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
@@ -20,8 +21,91 @@ const ROOTFS_HINT: &str = "run `just rootfs` to build one, or point BENTO_ROOTFS
 /// The command to run in the container, as `execvp(3)` wants it: the step's arguments,
 /// or `/bin/sh` when there are none.
 pub fn command() -> Result<Vec<CString>> {
-    let args: Vec<CString> = std::env::args_os()
-        .skip(1)
+    command_from(std::env::args_os().skip(1).collect())
+}
+
+/// A port published with `-p [IP:]HOST_PORT:CONTAINER_PORT`: connections to `host` (on
+/// 127.0.0.1 unless an address is given) reach `container` inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publish {
+    pub host: SocketAddr,
+    pub container: u16,
+}
+
+const PUBLISH_HINT: &str = "-p takes [IP:]HOST_PORT:CONTAINER_PORT, ports from 1 to 65535, \
+                            e.g. `just step 12 -p 8080:80 httpd -f -p 80`";
+
+/// Step 12's command line: `-p [IP:]HOST_PORT:CONTAINER_PORT` options first (any number,
+/// `--` ends them), then the command, as [`command`] takes it.
+pub fn ports_and_command() -> Result<(Vec<Publish>, Vec<CString>)> {
+    let (ports, rest) = split_ports(std::env::args_os().skip(1).collect())?;
+    Ok((ports, command_from(rest)?))
+}
+
+/// The leading `-p VALUE` (or `-pVALUE`) options, and the arguments after them.
+fn split_ports(args: Vec<OsString>) -> Result<(Vec<Publish>, Vec<OsString>)> {
+    let mut ports: Vec<Publish> = Vec::new();
+    let mut args = args.into_iter().peekable();
+    while let Some(arg) = args.peek().and_then(|arg| arg.to_str()) {
+        let value = match arg {
+            "--" => {
+                args.next();
+                break;
+            }
+            "-p" => {
+                args.next();
+                let value = args.next().context("-p needs a value").hint(PUBLISH_HINT)?;
+                value.to_string_lossy().into_owned()
+            }
+            _ if arg.starts_with("-p") => {
+                let value = arg["-p".len()..].to_string();
+                args.next();
+                value
+            }
+            _ => break,
+        };
+        let port = parse_publish(&value)?;
+        if ports
+            .iter()
+            .any(|other| other.host.port() == port.host.port())
+        {
+            return Err(anyhow::anyhow!(
+                "host port {} is published twice",
+                port.host.port()
+            ))
+            .hint("each -p needs a host port of its own");
+        }
+        ports.push(port);
+    }
+    Ok((ports, args.collect()))
+}
+
+/// `[IP:]HOST_PORT:CONTAINER_PORT`.
+fn parse_publish(value: &str) -> Result<Publish> {
+    let bad = || anyhow::anyhow!("-p {value}: not [IP:]HOST_PORT:CONTAINER_PORT");
+    let port = |text: &str| text.parse::<u16>().ok().filter(|&port| port != 0);
+    let fields: Vec<&str> = value.split(':').collect();
+    let (ip, host, container) = match fields[..] {
+        [host, container] => (Ipv4Addr::LOCALHOST, host, container),
+        [ip, host, container] => match ip.parse() {
+            Ok(ip) => (ip, host, container),
+            Err(_) => return Err(bad()).hint(PUBLISH_HINT),
+        },
+        _ => return Err(bad()).hint(PUBLISH_HINT),
+    };
+    match (port(host), port(container)) {
+        (Some(host), Some(container)) => Ok(Publish {
+            host: SocketAddr::from((ip, host)),
+            container,
+        }),
+        _ => Err(bad()).hint(PUBLISH_HINT),
+    }
+}
+
+/// [`command`], from the arguments given.
+fn command_from(args: Vec<OsString>) -> Result<Vec<CString>> {
+    let args: Vec<CString> = args
+        .into_iter()
         .map(|arg| CString::new(arg.into_vec()))
         .collect::<Result<_, _>>()
         .context("an argument contains a NUL byte")?;
@@ -154,6 +238,62 @@ mod tests {
         assert_eq!(parse_size("100b"), Ok(100));
         for bad in ["", "0", "0m", "m", "-1", "1.5g", "12x", "99999999999t"] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    fn split(args: &[&str]) -> Result<(Vec<Publish>, Vec<OsString>)> {
+        split_ports(args.iter().map(OsString::from).collect())
+    }
+
+    fn publish(ip: [u8; 4], host: u16, container: u16) -> Publish {
+        Publish {
+            host: SocketAddr::from((ip, host)),
+            container,
+        }
+    }
+
+    #[test]
+    fn ports_come_first_then_the_command() {
+        let (ports, rest) =
+            split(&["-p", "8080:80", "-p0.0.0.0:9000:90", "httpd", "-p", "80"]).unwrap();
+        assert_eq!(
+            ports,
+            [
+                publish([127, 0, 0, 1], 8080, 80),
+                publish([0, 0, 0, 0], 9000, 90)
+            ]
+        );
+        assert_eq!(rest, ["httpd", "-p", "80"]);
+        let (ports, rest) = split(&["--", "-p", "1:2"]).unwrap();
+        assert!(ports.is_empty());
+        assert_eq!(rest, ["-p", "1:2"]);
+        assert_eq!(split(&[]).unwrap(), (vec![], vec![]));
+    }
+
+    #[test]
+    fn a_bad_port_is_one_line_with_a_hint() {
+        for (args, error) in [
+            (&["-p"][..], "-p needs a value"),
+            (&["-p", "80"], "-p 80: not [IP:]HOST_PORT:CONTAINER_PORT"),
+            (
+                &["-p", "0:80"],
+                "-p 0:80: not [IP:]HOST_PORT:CONTAINER_PORT",
+            ),
+            (
+                &["-p", "8080:70000"],
+                "-p 8080:70000: not [IP:]HOST_PORT:CONTAINER_PORT",
+            ),
+            (
+                &["-p", "localhost:1:2"],
+                "-p localhost:1:2: not [IP:]HOST_PORT:CONTAINER_PORT",
+            ),
+            (
+                &["-p", "1:2", "-p", "1:3"],
+                "host port 1 is published twice",
+            ),
+        ] {
+            let found = split(args).unwrap_err();
+            assert_eq!(format!("{found:#}"), error, "{args:?}");
         }
     }
 }

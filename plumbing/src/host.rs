@@ -1,7 +1,21 @@
 //! What the host allows: the kernel settings that decide whether a rootless container can
 //! work here. Used by the steps' hints and by `just doctor`.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+/// The first executable file called `name` in a directory of `$PATH`, as a shell finds it
+/// (step 12 looks for slirp4netns this way before it forks it).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+}
 
 /// The kernel settings under a `/proc/sys` directory (a real one, or a stand-in for tests).
 #[derive(Debug, Clone)]

@@ -4,7 +4,8 @@
 //! the same way live here, so that the step files stay about namespaces (and `procinfo`
 //! stays about printing what a process sees):
 //!
-//! - [`command`], [`rootfs`] and [`parse_size`] turn the command line and `$BENTO_ROOTFS` into checked values;
+//! - [`command`], [`rootfs`] and [`parse_size`] turn the command line and `$BENTO_ROOTFS`
+//!   into checked values ([`ports_and_command`]: step 12's `-p` options first);
 //! - [`run`], [`Hint`] and [`exec_error`] turn failures into one clear line plus a hint and
 //!   a shell-style exit status ([`report`] prints one, [`with_status`] gives it its own);
 //! - [`user_namespace_hint`] says why a host refuses user namespaces ([`host`] reads the
@@ -23,7 +24,7 @@ pub mod host;
 mod scratch;
 mod signals;
 
-pub use args::{command, parse_size, rootfs, rootfs_location};
+pub use args::{Publish, command, parse_size, ports_and_command, rootfs, rootfs_location};
 pub use errors::{
     EXIT_SETUP_FAILED, Hint, add_hint, exec_error, exit_code, hinted, report, run, with_status,
 };

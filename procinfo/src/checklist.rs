@@ -3,8 +3,10 @@
 //! Every line compares what the process sees now with what it saw before isolation:
 //! namespace links from `/proc/self/ns`, `stat("/")`, `/proc/self/uid_map`, where
 //! `/proc/self` points, whether `..` still climbs to the host's root, the mounts
-//! (`/proc/self/mountinfo`: the one at `/`, and whether the host's root is still among them)
-//! and the network interfaces (`/proc/self/net/dev`).
+//! (`/proc/self/mountinfo`: the one at `/`, and whether the host's root is still among
+//! them), the network interfaces, their addresses and the default route
+//! (`/proc/self/net/dev`, getifaddrs(3), `/proc/self/net/route`) and the privileges left
+//! (`/proc/self/status`).
 //!
 //! The first five lines are the talk's; each later step ticks one more. A step shows the
 //! lines it has ticked and the next one, unticked: what the next step is for.
@@ -44,6 +46,10 @@ pub struct Facts {
     pub new_net_ns: bool,
     /// The network interfaces this process sees.
     pub interfaces: Vec<String>,
+    /// Their IPv4 addresses: `(interface, "10.0.2.100/24")`.
+    pub addresses: Vec<(String, String)>,
+    /// The interface of the default route, if there is one.
+    pub default_route: Option<String>,
     /// The filesystem types mounted at `/dev` and `/dev/pts`, if they are mount points.
     pub dev_fs: Option<String>,
     pub devpts_fs: Option<String>,
@@ -51,6 +57,12 @@ pub struct Facts {
     pub dev_null: bool,
     /// Is stdin a terminal of our own devpts (`Some(true)`), another terminal, or none?
     pub terminal: Option<bool>,
+    /// How many capabilities the bounding set holds (`CapBnd` of `/proc/self/status`).
+    pub bounding_set: u32,
+    /// `NoNewPrivs: 1`: execve can never grant more privileges.
+    pub no_new_privs: bool,
+    /// `Seccomp: 2`: a seccomp filter checks every system call.
+    pub seccomp_filter: bool,
 }
 
 /// One line of the checklist.
@@ -80,6 +92,10 @@ pub fn outside_uid(uid_map: &str, uid: u32) -> Option<u32> {
 
 /// The talk's checklist stops at its fifth line, "Own /proc".
 const TALK_LINES: usize = 5;
+
+/// The most capabilities a runtime's default list keeps: Docker's fourteen (podman keeps
+/// eleven, runc's example config three).
+const DEFAULT_CAPABILITIES: u32 = 14;
 
 /// Computes every line of the checklist.
 pub fn evaluate(facts: &Facts) -> Vec<Check> {
@@ -212,16 +228,29 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         ),
     };
 
-    let network = match (facts.new_net_ns, facts.interfaces.as_slice()) {
-        (true, [lo]) if lo == "lo" => {
+    // The way out: an interface besides lo, with an address, that the default route uses.
+    let way_out = facts.default_route.as_ref().and_then(|link| {
+        let (_, address) = facts.addresses.iter().find(|(name, _)| name == link)?;
+        (link != "lo").then(|| format!("{link} {address}"))
+    });
+    let network = match (facts.new_net_ns, facts.interfaces.as_slice(), way_out) {
+        (true, [lo], _) if lo == "lo" => {
             check(true, "Own network", "own network namespace: only lo".into())
         }
-        (true, others) => check(
+        (true, [_, _], Some(way_out)) => check(
+            true,
+            "Own network",
+            format!("own network namespace: lo, and {way_out} (default route)"),
+        ),
+        (true, others, _) => check(
             false,
             "Own network",
-            format!("own network namespace, with {}", others.join(", ")),
+            format!(
+                "own network namespace, with {}, but no address with the default route",
+                others.join(", ")
+            ),
         ),
-        (false, _) => check(
+        (false, _, _) => check(
             false,
             "Own network",
             "shares the host's network: its interfaces, its ports".into(),
@@ -266,8 +295,32 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         ),
     };
 
+    let few = facts.bounding_set <= DEFAULT_CAPABILITIES;
+    let privilege = if few && facts.no_new_privs && facts.seccomp_filter {
+        check(
+            true,
+            "Least privilege",
+            format!(
+                "{} capabilities, no_new_privs, a seccomp filter",
+                facts.bounding_set
+            ),
+        )
+    } else {
+        let mut missing = Vec::new();
+        if !few {
+            missing.push(format!("{} capabilities", facts.bounding_set));
+        }
+        if !facts.no_new_privs {
+            missing.push("no no_new_privs".to_string());
+        }
+        if !facts.seccomp_filter {
+            missing.push("no seccomp filter".to_string());
+        }
+        check(false, "Least privilege", missing.join(", "))
+    };
+
     vec![
-        rootless, hostname, pid1, root, proc, old_root, image, network, dev, terminal,
+        rootless, hostname, pid1, root, proc, old_root, image, network, dev, terminal, privilege,
     ]
 }
 
@@ -318,10 +371,15 @@ mod tests {
             )),
             new_net_ns: true,
             interfaces: vec!["lo".into()],
+            addresses: vec![("lo".into(), "127.0.0.1/8".into())],
+            default_route: None,
             dev_fs: Some("tmpfs".into()),
             devpts_fs: Some("devpts".into()),
             dev_null: true,
             terminal: Some(true),
+            bounding_set: 11,
+            no_new_privs: true,
+            seccomp_filter: true,
         }
     }
 
@@ -332,8 +390,8 @@ mod tests {
     #[test]
     fn a_full_rootless_container_ticks_every_line() {
         let checks = evaluate(&container());
-        assert_eq!(oks(&container()), [true; 10]);
-        assert_eq!(visible(&checks).len(), 10);
+        assert_eq!(oks(&container()), [true; 11]);
+        assert_eq!(visible(&checks).len(), 11);
         assert_eq!(
             checks[0].detail,
             "uid 0 inside is unprivileged uid 1000 outside (uid_map)"
@@ -357,12 +415,17 @@ mod tests {
             root_fs: Some(("ext4".into(), "rw".into())),
             new_net_ns: false,
             interfaces: vec!["lo".into(), "eth0".into()],
+            addresses: vec![("eth0".into(), "192.168.1.7/24".into())],
+            default_route: Some("eth0".into()),
             dev_fs: Some("devtmpfs".into()),
             devpts_fs: Some("devpts".into()),
             dev_null: true,
             terminal: Some(false),
+            bounding_set: 41,
+            no_new_privs: false,
+            seccomp_filter: false,
         };
-        assert_eq!(oks(&host), [false; 10]);
+        assert_eq!(oks(&host), [false; 11]);
         assert_eq!(visible(&evaluate(&host)).len(), 5);
         let checks = evaluate(&host);
         assert_eq!(checks[2].detail, "pid 4242 in the host's PID namespace");
@@ -438,6 +501,9 @@ mod tests {
             root_fs: None,
             new_net_ns: false,
             interfaces: vec!["lo".into(), "eth0".into()],
+            bounding_set: 41,
+            no_new_privs: false,
+            seccomp_filter: false,
             ..container()
         };
         let checks = evaluate(&step_05);
@@ -470,6 +536,9 @@ mod tests {
         // step 09, not on a terminal: own /dev, and "Own terminal" unticked
         let step_09 = Facts {
             terminal: None,
+            bounding_set: 41,
+            no_new_privs: false,
+            seccomp_filter: false,
             ..container()
         };
         let step_09 = evaluate(&step_09);
@@ -504,6 +573,106 @@ mod tests {
             check.detail,
             "still mounted at /.oldroot: the old root was not detached (mountinfo)"
         );
+    }
+
+    #[test]
+    fn step_10_on_a_terminal_shows_least_privilege_next_and_step_11_ticks_it() {
+        let step_10 = Facts {
+            bounding_set: 41,
+            no_new_privs: false,
+            seccomp_filter: false,
+            ..container()
+        };
+        let checks = evaluate(&step_10);
+        let shown = visible(&checks);
+        assert_eq!(shown.len(), 11);
+        assert_eq!(
+            (shown[10].ok, shown[10].detail.as_str()),
+            (false, "41 capabilities, no no_new_privs, no seccomp filter")
+        );
+        // Without a terminal, step 10's last line is "Own terminal", unticked.
+        let piped = Facts {
+            terminal: None,
+            ..step_10
+        };
+        assert_eq!(visible(&evaluate(&piped)).len(), 10);
+        // Step 11 without a terminal: every line, "Own terminal" unticked.
+        let step_11 = Facts {
+            terminal: None,
+            ..container()
+        };
+        let checks = evaluate(&step_11);
+        assert_eq!(visible(&checks).len(), 11);
+        assert!(!checks[9].ok && checks[10].ok);
+        assert_eq!(
+            checks[10].detail,
+            "11 capabilities, no_new_privs, a seccomp filter"
+        );
+    }
+
+    #[test]
+    fn least_privilege_needs_few_capabilities_no_new_privs_and_a_filter() {
+        for (bounding_set, no_new_privs, seccomp_filter, detail) in [
+            (15, true, true, "15 capabilities"),
+            (11, false, true, "no no_new_privs"),
+            (11, true, false, "no seccomp filter"),
+        ] {
+            let facts = Facts {
+                bounding_set,
+                no_new_privs,
+                seccomp_filter,
+                ..container()
+            };
+            let check = &evaluate(&facts)[10];
+            assert_eq!((check.ok, check.detail.as_str()), (false, detail));
+        }
+        let docker = Facts {
+            bounding_set: 14,
+            ..container()
+        };
+        assert!(evaluate(&docker)[10].ok);
+    }
+
+    #[test]
+    fn own_network_with_a_way_out_needs_an_address_and_the_default_route() {
+        // step 12: lo, and tap0 from slirp4netns, configured
+        let step_12 = Facts {
+            interfaces: vec!["lo".into(), "tap0".into()],
+            addresses: vec![
+                ("lo".into(), "127.0.0.1/8".into()),
+                ("tap0".into(), "10.0.2.100/24".into()),
+            ],
+            default_route: Some("tap0".into()),
+            ..container()
+        };
+        let check = &evaluate(&step_12)[7];
+        assert_eq!(
+            (check.ok, check.detail.as_str()),
+            (
+                true,
+                "own network namespace: lo, and tap0 10.0.2.100/24 (default route)"
+            )
+        );
+        // The tap device, but never configured (slirp4netns without --configure).
+        let bare = Facts {
+            addresses: vec![("lo".into(), "127.0.0.1/8".into())],
+            default_route: None,
+            ..step_12.clone()
+        };
+        let check = &evaluate(&bare)[7];
+        assert_eq!(
+            (check.ok, check.detail.as_str()),
+            (
+                false,
+                "own network namespace, with lo, tap0, but no address with the default route"
+            )
+        );
+        // A default route through lo is no way out.
+        let lo_only_route = Facts {
+            default_route: Some("lo".into()),
+            ..bare
+        };
+        assert!(!evaluate(&lo_only_route)[7].ok);
     }
 
     #[test]

@@ -105,6 +105,7 @@ impl Host {
         let now = Snapshot::capture(&self.proc)?;
         let new_root = now.root != self.before.root;
         let mountinfo = self.read("self/mountinfo")?;
+        let (bounding_set, no_new_privs, seccomp_filter) = privileges(&self.read("self/status")?);
         let facts = Facts {
             uid: now.uid,
             uid_map: self.read("self/uid_map")?,
@@ -136,6 +137,11 @@ impl Host {
             terminal: own_terminal(),
             new_net_ns: now.net_ns != self.before.net_ns,
             interfaces: interfaces(&self.read("self/net/dev")?),
+            addresses: addresses(),
+            default_route: default_route(&self.read("self/net/route")?),
+            bounding_set,
+            no_new_privs,
+            seccomp_filter,
         };
         let checks = checklist::render(checklist::visible(&checklist::evaluate(&facts)));
         eprint!("{}{checks}", now.render("After Isolation"));
@@ -276,6 +282,52 @@ fn interfaces(net_dev: &str) -> Vec<String> {
         .collect()
 }
 
+/// What `/proc/self/status` says about our privileges (proc(5)): how many capabilities the
+/// bounding set holds (`CapBnd`, a hexadecimal mask), `NoNewPrivs`, and `Seccomp` (0 none,
+/// 1 strict, 2 a filter). A field that is missing counts as the least safe value.
+fn privileges(status: &str) -> (u32, bool, bool) {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    (
+        field("CapBnd")
+            .and_then(|mask| u64::from_str_radix(mask, 16).ok())
+            .map_or(64, u64::count_ones),
+        field("NoNewPrivs") == Some("1"),
+        field("Seccomp") == Some("2"),
+    )
+}
+
+/// The IPv4 addresses of our network namespace's interfaces, with their prefix length:
+/// getifaddrs(3). Empty if they cannot be read.
+fn addresses() -> Vec<(String, String)> {
+    let Ok(found) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    found
+        .filter_map(|entry| {
+            let address = entry.address?.as_sockaddr_in()?.ip();
+            let mask = entry.netmask?.as_sockaddr_in()?.ip();
+            let prefix = u32::from(mask).count_ones();
+            Some((entry.interface_name, format!("{address}/{prefix}")))
+        })
+        .collect()
+}
+
+/// The interface of the IPv4 default route, from `/proc/self/net/route` (proc(5)): after a
+/// header line, `Iface Destination Gateway ...`, in hexadecimal; the default route's
+/// destination is 00000000.
+fn default_route(route: &str) -> Option<String> {
+    route.lines().skip(1).find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (name, destination) = (fields.next()?, fields.next()?);
+        (destination == "00000000").then(|| name.to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,5 +383,24 @@ Inter-|   Receive                            |  Transmit
   eth0: 1234 5 0 0 0 0 0 0 99 1
 ";
         assert_eq!(interfaces(net_dev), ["lo", "eth0"]);
+    }
+
+    #[test]
+    fn the_default_route_is_read_from_net_route() {
+        let route = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n\
+                     tap0\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\n\
+                     tap0\t00000000\t0202000A\t0003\t0\t0\t0\t00000000\n";
+        assert_eq!(default_route(route), Some("tap0".into()));
+        assert_eq!(default_route("Iface\tDestination\n"), None);
+    }
+
+    #[test]
+    fn privileges_are_read_from_status() {
+        let status = "Name:\tsh\nCapBnd:\t00000000800405fb\nNoNewPrivs:\t1\nSeccomp:\t2\n\
+                      Seccomp_filters:\t1\n";
+        assert_eq!(privileges(status), (11, true, true));
+        let host = "CapBnd:\t000001ffffffffff\nNoNewPrivs:\t0\nSeccomp:\t0\n";
+        assert_eq!(privileges(host), (41, false, false));
+        assert_eq!(privileges(""), (64, false, false));
     }
 }

@@ -22,7 +22,7 @@ use coach::sandbox::Sandbox;
 pub use coach::sandbox::{NOBODY, SYSTEM_PATH, step_uid};
 
 /// The workshop's step binaries, by number.
-pub const STEPS: [&str; 11] = [
+pub const STEPS: [&str; 13] = [
     "step-00-baseline",
     "step-01-uts",
     "step-02-userns",
@@ -34,6 +34,8 @@ pub const STEPS: [&str; 11] = [
     "step-08-net",
     "step-09-dev",
     "step-10-pty",
+    "step-11-least-privilege",
+    "step-12-network",
 ];
 
 /// A file on the host, outside the rootfs, that the breakout probe tries to read.
@@ -52,6 +54,8 @@ pub struct Fixture {
     /// The directory lives as long as this (the whole test binary: a static is never
     /// dropped; the next run removes it, as any leftover of a dead process).
     _sandbox: Sandbox,
+    /// Whether step 11's static system-call probe is in the rootfs's /bin, as `syscalls`.
+    pub has_syscalls: bool,
 }
 
 /// The workspace's root directory.
@@ -134,13 +138,14 @@ pub fn fixture() -> &'static Fixture {
                 .expect("put a binary in the fixture");
         }
         let rootfs = sandbox.rootfs.clone();
-        let has_breakout = match static_breakout() {
+        let probe = |name: &str| match static_binary(name) {
             Some(probe) => {
-                std::fs::copy(probe, rootfs.join("bin/breakout")).expect("copy the probe");
+                std::fs::copy(probe, rootfs.join("bin").join(name)).expect("copy the probe");
                 true
             }
             None => false,
         };
+        let (has_breakout, has_syscalls) = (probe("breakout"), probe("syscalls"));
         std::fs::write(sandbox.dir.join(HOST_SECRET), "the host's secret\n").unwrap();
         Fixture {
             dir: sandbox.dir.clone(),
@@ -148,6 +153,7 @@ pub fn fixture() -> &'static Fixture {
             tmp: sandbox.tmp.clone(),
             rootfs,
             has_breakout,
+            has_syscalls,
             _sandbox: sandbox,
         }
     })
@@ -205,14 +211,8 @@ pub fn build_rootfs(path: &Path) {
     );
 }
 
-/// The static breakout probe that `just test` built (`just _build-steps`), if this machine
-/// can link static binaries.
-fn static_breakout() -> Option<PathBuf> {
-    static_binary("breakout")
-}
-
-/// A static binary that `just test` built (`just _build`: the steps' probes, the tests'
-/// helpers), to run inside a busybox root filesystem; `None` if this machine cannot link
+/// A static binary that `just test` built (`just _build`: step 06's `breakout`, step 11's
+/// `syscalls`, the tests' `probe`), to run inside a busybox root filesystem; `None` if this machine cannot link
 /// static binaries.
 pub fn static_binary(name: &str) -> Option<PathBuf> {
     let target = workspace().join("target");
@@ -239,17 +239,55 @@ pub struct StepCommand {
     name: &'static str,
     command: Command,
     as_root: bool,
+    /// The command starts as root and drops to nobody itself (see [`step_with_tun`]).
+    drops_privileges: bool,
     shown: Vec<String>,
     /// Run through another program ([`StepCommand::wrapped_in`]): its output may not be the
     /// step's usual one.
     wrapped: bool,
 }
 
-/// Prepares step `n` with the given command line.
+/// Prepares step `n` with the given command line. Step 12 gets a usable /dev/net/tun of its
+/// own when the tests run as root (see [`step_with_tun`]).
 pub fn step(n: usize, args: &[&str]) -> StepCommand {
+    step_with_tun(n, args, (n == 12).then_some("666"))
+}
+
+/// Step 12's slirp4netns opens /dev/net/tun as the user the step runs as. On some machines
+/// (this one among them) it is mode 0600, root's only; Debian and Ubuntu ship it 0666. When
+/// the tests run as root, the step runs in a mount namespace of its own, where a tmpfs on
+/// /dev/net holds a fresh tun node (10:200) of mode `tun`, and drops to nobody there: the
+/// host's own /dev/net/tun stays as it is. Otherwise the host's is used.
+const OWN_TUN: &str = r#"set -e
+step_path=$PATH
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+setpriv=$(command -v setpriv)
+mount -t tmpfs -o mode=755 tun /dev/net
+mknod -m "$1" /dev/net/tun c 10 200
+shift
+PATH=$step_path exec "$setpriv" --reuid=65534 --regid=65534 --clear-groups "$@"
+"#;
+
+/// [`step`], with a /dev/net/tun of mode `tun` when the tests run as root.
+pub fn step_with_tun(n: usize, args: &[&str], tun: Option<&str>) -> StepCommand {
     let name = STEPS[n];
     let fixture = fixture();
-    let mut command = Command::new(fixture.bin.join(name));
+    let binary = fixture.bin.join(name);
+    let drops_privileges = running_as_root() && tun.is_some();
+    let mut command = match tun {
+        Some(mode) if drops_privileges => {
+            // By their paths: a test may give the step a PATH without them.
+            let program = |name| plumbing::host::find_program(name).unwrap_or(name.into());
+            let mut command = Command::new(program("unshare"));
+            command
+                .args(["--mount", "--propagation", "private"])
+                .arg(program("sh"))
+                .args(["-c", OWN_TUN, "sh", mode])
+                .arg(binary);
+            command
+        }
+        _ => Command::new(binary),
+    };
     command
         .args(args)
         .current_dir(&fixture.dir)
@@ -268,6 +306,7 @@ pub fn step(n: usize, args: &[&str]) -> StepCommand {
         command,
         as_root: false,
         wrapped: false,
+        drops_privileges,
         shown,
     }
 }
@@ -309,6 +348,11 @@ impl StepCommand {
     /// Runs as real root (only possible when the tests run as root): the "sudo" case.
     pub fn run_as_real_root(mut self) -> Self {
         assert!(running_as_root(), "only root can run a step as root");
+        assert!(
+            !self.drops_privileges,
+            "{} drops to nobody itself",
+            self.name
+        );
         self.as_root = true;
         self
     }
@@ -344,7 +388,7 @@ impl StepCommand {
 
     /// Starts the step, as an unprivileged user unless [`Self::run_as_real_root`].
     pub fn spawn(&mut self) -> std::process::Child {
-        if !self.as_root && running_as_root() {
+        if !self.as_root && !self.drops_privileges && running_as_root() {
             self.command.uid(NOBODY).gid(NOBODY);
         }
         self.command.spawn().expect("start the step")
