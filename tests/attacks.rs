@@ -142,6 +142,13 @@ impl Lab {
         std::fs::create_dir(dir.path().join("bin")).unwrap();
         std::fs::copy(built("bento"), dir.path().join("bin/bento")).unwrap();
         let lab = Lab { dir };
+        // Another test's fork may still hold the copy open for writing until it execs:
+        // running it then fails with ETXTBSY, for a moment.
+        eventually("the copy of bento to be runnable", || {
+            lab.command(&["--version"])
+                .output()
+                .is_ok_and(|out| out.status.success())
+        });
         lab.ok(&["pull", image()]);
         Some(lab)
     }
