@@ -3,16 +3,18 @@
 //! rootless needs /etc/subuid), with `--cgroup-manager cgroupfs` (no systemd here) and
 //! ulimits under this machine's hard limit.
 //!
-//! Every test has its own podman storage (`--root`, `--runroot`, vfs), its own bento state
-//! (a wrapper script passes `--root`: podman's cleanup process does not pass
-//! `--runtime-flag` on), and a busybox image imported from a rootfs the test builds. The
+//! podman runs as the README says: `podman --runtime PATH-TO-BENTO`, no wrapper and no
+//! flags for bento, which keeps its state where it always does as root (`/run/bento`,
+//! whatever HOME podman and conmon pass: they pass different ones). Every test has its own
+//! podman storage (podman's `--root`, `--runroot`, vfs: podman's own flags) and a busybox
+//! image imported from a rootfs the test builds. Bento's state of this test's containers
+//! is told from others' by their bundles, which podman keeps in the test's storage. The
 //! guard removes every container, kills what is left of ours (conmon, PID 1s), unmounts
 //! what podman mounted under the test's directory, and removes it, even when the test fails.
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,17 +38,6 @@ impl Podman {
     fn new() -> Podman {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let podman = Podman { dir };
-        let bento = podman.path("bento-runtime");
-        std::fs::write(
-            &bento,
-            format!(
-                "#!/bin/sh\nexec {} --root {} \"$@\"\n",
-                built("bento").display(),
-                podman.path("bento-state").display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&bento, std::fs::Permissions::from_mode(0o755)).unwrap();
         let rootfs = podman.path("rootfs");
         build_rootfs(&rootfs);
         let tarball = podman.path("rootfs.tar");
@@ -72,7 +63,7 @@ impl Podman {
         let mut command = common::podman_in(self.dir.path());
         command
             .arg("--runtime")
-            .arg(self.path("bento-runtime"))
+            .arg(built("bento"))
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -132,12 +123,23 @@ impl Podman {
             .collect()
     }
 
-    /// The containers bento still has state for.
+    /// The containers of this test that bento still has state for: in bento's state
+    /// directory as root, those whose bundle is in this test's podman storage.
     fn bento_containers(&self) -> Vec<String> {
-        std::fs::read_dir(self.path("bento-state"))
+        let ours = self.dir.path().to_string_lossy().into_owned();
+        std::fs::read_dir("/run/bento/containers")
             .into_iter()
             .flatten()
             .flatten()
+            .filter(|entry| {
+                std::fs::read(entry.path().join("state.json")).is_ok_and(|state| {
+                    serde_json::from_slice::<serde_json::Value>(&state).is_ok_and(|state| {
+                        state["bundle"]
+                            .as_str()
+                            .is_some_and(|b| b.starts_with(&ours))
+                    })
+                })
+            })
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .collect()
     }
@@ -351,4 +353,74 @@ fn a_runc_spec_bundle_runs_as_with_runc_run() {
     std::fs::write(&path, config.to_string()).unwrap();
     let output = bento(&["run", "--bundle", bundle.to_str().unwrap(), "spec-tty"]);
     assert_eq!(output.status.code(), Some(11));
+}
+
+/// One state directory as root, whatever the environment: conmon calls `create` with
+/// HOME=/root, podman calls `start` and `delete` with no HOME, and `sudo bento` and `sudo -i
+/// bento` differ in HOME and XDG_RUNTIME_DIR; all must find the same container.
+#[test]
+fn as_root_every_environment_finds_the_same_containers() {
+    if !can_run_as_real_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    build_rootfs(&bundle.join("rootfs"));
+    assert!(
+        Command::new("runc")
+            .arg("spec")
+            .current_dir(&bundle)
+            .status()
+            .expect("runc spec (CI installs runc)")
+            .success()
+    );
+    let config_path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(["sleep", "1000"]);
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let id = format!("env-test-{}", std::process::id());
+    // PID 1 keeps what `create` was given: no pipe to wait on, then.
+    let bento = |env: &[(&str, &str)], args: &[&str]| {
+        let out = dir.path().join("out");
+        let mut command = Command::new(built("bento"));
+        command
+            .env_clear()
+            .envs(env.iter().copied())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null());
+        let status = command.status().expect("run bento");
+        (status, std::fs::read_to_string(&out).unwrap_or_default())
+    };
+    // Even when an assertion fails: no container left in root's state directory.
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = Command::new(built("bento"))
+                .args(["delete", "--force", &self.0])
+                .output();
+        }
+    }
+    let _remove = Remove(id.clone());
+    let create = bento(
+        &[
+            ("HOME", "/root"),
+            ("XDG_RUNTIME_DIR", dir.path().to_str().unwrap()),
+        ],
+        &["create", "--bundle", bundle.to_str().unwrap(), &id],
+    );
+    let started = bento(&[], &["start", &id]);
+    let listed = bento(&[("HOME", "/nonexistent")], &["status", "--all"]);
+    let deleted = bento(&[("XDG_DATA_HOME", "/tmp")], &["delete", "--force", &id]);
+    assert!(create.0.success(), "create");
+    assert!(
+        started.0.success(),
+        "start with no HOME found the container"
+    );
+    assert!(listed.1.contains(&id), "status --all: {}", listed.1);
+    assert!(deleted.0.success(), "delete found it");
+    assert!(!Path::new("/run/bento/containers").join(&id).exists());
 }

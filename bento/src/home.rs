@@ -1,13 +1,19 @@
 //! Where bento keeps things, and how it creates its directories safely.
 //!
-//! - images: `$XDG_DATA_HOME/bento/images` (default `~/.local/share/bento/images`), and
-//!   the blob cache next to them;
-//! - containers: `$XDG_RUNTIME_DIR/bento/containers`, one directory per container holding
-//!   its state, lock, log and writable layer. The runtime directory is the user's own
-//!   tmpfs, emptied at logout and reboot, like the containers' processes. Without one (a
-//!   user with no login session, a cron job) they go under the data directory.
+//! One rule, whatever the environment says, because engines call the same runtime with
+//! different ones (podman's conmon calls `create` with HOME=/root, podman itself `start` and
+//! `delete` with no HOME at all) and `sudo bento` and `sudo -i bento` must see the same
+//! containers. As runc does (`/run/runc` as root, `$XDG_RUNTIME_DIR/runc` rootless):
 //!
-//! `BENTO_HOME=DIR` moves all of it under DIR (the tests give each run its own).
+//! - **as root**: containers in `/run/bento/containers`, images in `/var/lib/bento/images`;
+//! - **rootless**: containers in `$XDG_RUNTIME_DIR/bento/containers` (the user's own tmpfs,
+//!   emptied at logout and reboot, like the containers' processes; without one, a user with
+//!   no login session, under the data directory), images in `$XDG_DATA_HOME/bento/images`
+//!   (default `~/.local/share/bento/images`), with the blob cache next to them.
+//!
+//! A container directory holds its state, lock, log and writable layer. `BENTO_HOME=DIR`
+//! moves all of it under DIR (the tests give each run its own), and an engine's `--root DIR`
+//! the containers (main.rs).
 //!
 //! Real runtimes keep the writable layers on disk (podman: `containers/storage`) and only
 //! runtime state in `/run`; podman's `--transient-store` is what bento does.
@@ -43,11 +49,15 @@ impl Home {
                 containers: home.join("containers"),
             });
         }
-        let root = nix::unistd::geteuid().is_root();
+        if nix::unistd::geteuid().is_root() {
+            // Where runc and podman keep theirs, whatever HOME and XDG_* say.
+            return Ok(Home {
+                images: PathBuf::from("/var/lib/bento/images"),
+                containers: PathBuf::from("/run/bento/containers"),
+            });
+        }
         let data = match var("XDG_DATA_HOME") {
             Some(dir) => dir.join("bento"),
-            // Root without a HOME (an engine's runtime): where runc and podman keep theirs.
-            None if root && var("HOME").is_none() => PathBuf::from("/var/lib/bento"),
             None => var("HOME")
                 .context("neither BENTO_HOME, XDG_DATA_HOME nor HOME is set")
                 .hint("set BENTO_HOME to a directory of yours")?
@@ -55,7 +65,6 @@ impl Home {
         };
         let containers = match var("XDG_RUNTIME_DIR") {
             Some(dir) => dir.join("bento/containers"),
-            None if root && var("HOME").is_none() => PathBuf::from("/run/bento/containers"),
             None => data.join("containers"),
         };
         Ok(Home {
