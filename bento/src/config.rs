@@ -95,7 +95,12 @@ pub fn build_config(
         "maskedPaths": MASKED_PATHS,
         "readonlyPaths": READONLY_PATHS,
     });
-    if !nix::unistd::geteuid().is_root() {
+    if nix::unistd::geteuid().is_root() {
+        // A cgroup of its own, next to bento's, even without limits: `pause`, `ps` and
+        // `update` work on every container (rootless, only with limits: a cgroup needs a
+        // delegated subtree, which not every machine gives).
+        linux["cgroupsPath"] = json!(format!("bento-{name}"));
+    } else {
         // Rootless: a user namespace first (step 02), uid 0 inside mapped to us outside.
         // As root, there is none, as with runc and podman as root: root inside is the
         // host's root, held back by the capabilities and paths above (a user namespace

@@ -26,6 +26,33 @@ use crate::spec::Spec;
 /// belongs to a terminal.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
+/// The devices cgroup rules that let the container use its /dev, appended to an engine's
+/// rules (which usually start by denying everything, as podman's do): the six devices every
+/// container gets, its terminals (/dev/ptmx, devpts's 136:*) and each of `linux.devices`.
+/// runc adds the same, so that what config.json puts in /dev can be opened.
+pub fn cgroup_rules(devices: &[crate::spec::Device]) -> Vec<crate::cgroups::DeviceRule> {
+    let rule = |kind: char, major: i64, minor: Option<i64>| crate::cgroups::DeviceRule {
+        allow: true,
+        kind,
+        major: Some(major),
+        minor,
+        access: "rwm".into(),
+    };
+    // null, zero, full, random, urandom, tty; ptmx; the ptys of every devpts.
+    let mut rules: Vec<_> = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 2)]
+        .into_iter()
+        .map(|(major, minor)| rule('c', major, Some(minor)))
+        .collect();
+    rules.push(rule('c', 136, None));
+    rules.extend(
+        devices
+            .iter()
+            .filter(|d| d.kind != 'p')
+            .map(|d| rule(d.kind, d.major as i64, Some(d.minor as i64))),
+    );
+    rules
+}
+
 /// The links a Linux /dev has: to the process's own descriptors (through /proc), and to
 /// the pseudoterminal multiplexer of our devpts.
 const LINKS: [(&str, &str); 5] = [

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use oci_spec::runtime::{LinuxDeviceType, Spec as Config};
 use plumbing::Hint;
+
+use crate::cgroups::Resources;
 use serde::{Deserialize, Serialize};
 
 /// Annotations through which bento's own front end tells the runtime about its image.
@@ -65,9 +67,12 @@ pub struct Spec {
     pub no_new_privileges: bool,
     #[serde(default)]
     pub oom_score_adj: Option<i32>,
-    /// Resource limits (OCI `linux.resources.memory.limit` and `.pids.limit`).
-    pub memory: Option<u64>,
-    pub pids_limit: Option<u64>,
+    /// `linux.cgroupsPath`: where the container's cgroup goes (cgroups.rs).
+    #[serde(default)]
+    pub cgroups_path: Option<String>,
+    /// `linux.resources`: memory, cpu, pids, blockIO weight, hugepages, devices.
+    #[serde(default)]
+    pub resources: Resources,
     /// `linux.namespaces`, in config.json's order: new ones, or one to join.
     pub namespaces: Vec<Namespace>,
     /// `linux.uidMappings` / `gidMappings`, for a new user namespace.
@@ -247,15 +252,11 @@ impl Spec {
             readonly_root: root.readonly().unwrap_or(false),
             hostname: config.hostname().clone().unwrap_or_default(),
             // 0 and -1 mean "no limit" (runc reads them so), not "no memory at all".
-            memory: resources
-                .memory()
-                .and_then(|m| m.limit())
-                .and_then(|limit| u64::try_from(limit).ok())
-                .filter(|limit| *limit > 0),
-            pids_limit: resources
-                .pids()
-                .and_then(|p| u64::try_from(p.limit()).ok())
-                .filter(|limit| *limit > 0),
+            resources: Resources::from_oci(&resources),
+            cgroups_path: linux
+                .cgroups_path()
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
             namespaces: linux
                 .namespaces()
                 .iter()
@@ -295,6 +296,10 @@ impl Spec {
             annotations,
             ..Spec::default()
         };
+        if !spec.resources.devices.is_empty() {
+            let allowed = crate::dev::cgroup_rules(&spec.devices);
+            spec.resources.devices.extend(allowed);
+        }
         check_process(process)?;
         spec.set_process(process);
         Ok(spec)

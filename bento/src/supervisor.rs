@@ -63,7 +63,12 @@ pub fn supervise(
         .overlay_lower
         .as_ref()
         .map(|lower| container.layers(lower, &spec.rootfs));
-    let cgroup = Cgroup::create(&container.name, spec)?;
+    let cgroup = Cgroup::create(&crate::cgroups::Request {
+        path: spec.cgroups_path.as_deref(),
+        name: &container.name,
+        resources: &spec.resources,
+        always: false,
+    })?;
     state.cgroups = cgroup.as_ref().map(|c| c.dirs.clone()).unwrap_or_default();
     enter_namespaces(spec)?;
     // PID 1 reports on this pipe: Ready once it waits at the gate (detached), or Failed if
