@@ -42,3 +42,41 @@ impl Refusal {
         plumbing::with_status(self as i32, error)
     }
 }
+
+/// Where an engine asked for errors (`--log FILE`, `--log-format json`): it reads the file
+/// when a runtime fails, not the runtime's stderr. Opened at once, so that PID 1, past
+/// pivot_root, can still write its error there.
+static ENGINE_LOG: std::sync::OnceLock<(std::fs::File, bool)> = std::sync::OnceLock::new();
+
+/// From now on, errors also go to `path` (as runc's JSON lines when `json`).
+pub fn log_errors_to(path: &std::path::Path, json: bool) {
+    let opened = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    if let Ok(file) = opened {
+        let _ = ENGINE_LOG.set((file, json));
+    }
+}
+
+/// Appends `error` to the engine's log, if it asked for one.
+pub fn log_error(error: &anyhow::Error) {
+    let Some((file, json)) = ENGINE_LOG.get() else {
+        return;
+    };
+    let message = format!("{error:#}");
+    let line = match json {
+        true => serde_json::json!({ "level": "error", "msg": message, "time": crate::time::now() })
+            .to_string(),
+        false => format!("bento: error: {message}"),
+    };
+    // One write: O_APPEND keeps a line whole even when two processes write.
+    let _ = std::io::Write::write_all(&mut &*file, format!("{line}\n").as_bytes());
+}
+
+/// Reports `error` (one line and a hint on stderr, and the engine's log); the status to
+/// exit with. What every process of bento's that ends on an error calls.
+pub fn report(error: &anyhow::Error) -> i32 {
+    log_error(error);
+    plumbing::report(error)
+}

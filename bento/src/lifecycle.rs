@@ -19,6 +19,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, fork, setsid};
 
+use crate::cgroups::Resources;
 use crate::config::{Options, build_spec};
 use crate::gate;
 use crate::home::Home;
@@ -193,7 +194,7 @@ fn detach(container: &Container, lock: Lock, spec: &Spec, state: State) -> Resul
                 };
                 supervisor::supervise(container, lock, spec, state, mode)
             })();
-            let code = supervised.unwrap_or_else(|error| plumbing::report(&error));
+            let code = supervised.unwrap_or_else(|error| crate::errors::report(&error));
             std::process::exit(code);
         }
         ForkResult::Parent { child } => {
@@ -239,8 +240,13 @@ pub enum Stopped {
 /// `bento stop`: SIGTERM, then SIGKILL after `grace`.
 pub fn stop(home: &Home, name: &str, grace: Duration) -> Result<(Container, Stopped)> {
     let container = Container::open(home, name)?;
-    let state = container.require(Need::Alive)?;
+    let mut state = container.require(Need::Alive)?;
     let init = state.init.context("the state names no PID 1")?;
+    if state.status == Status::Paused {
+        // Frozen, it could not heed SIGTERM: thaw it first.
+        crate::cgroups::freeze(&state.cgroups, false)?;
+        state.status = Status::Running;
+    }
     let mut stopped = Stopped::Gracefully;
     // A created container has not run anything that could handle SIGTERM.
     if state.status == Status::Running {
@@ -265,11 +271,88 @@ pub fn kill(home: &Home, name: &str, signal: Signal) -> Result<Container> {
     let state = container.require(Need::Alive)?;
     let init = state.init.context("the state names no PID 1")?;
     init.signal(signal)?;
+    if state.status == Status::Paused && signal == Signal::SIGKILL {
+        // A frozen process dies only once thawed (the v1 freezer keeps the signal pending).
+        let _ = crate::cgroups::freeze(&state.cgroups, false);
+    }
     if signal == Signal::SIGKILL {
         init.wait_gone(Duration::from_secs(5));
         wait_for_record(&state);
     }
     Ok(container)
+}
+
+/// `bento pause`: freezes every process of the container (the cgroup freezer): they stop
+/// where they are, unaware, until `resume`. Kubernetes does not pause; containerd and
+/// `docker pause` do.
+pub fn pause(home: &Home, name: &str) -> Result<Container> {
+    set_frozen(home, name, true)
+}
+
+/// `bento resume`: thaws a paused container.
+pub fn resume(home: &Home, name: &str) -> Result<Container> {
+    set_frozen(home, name, false)
+}
+
+fn set_frozen(home: &Home, name: &str, frozen: bool) -> Result<Container> {
+    let container = Container::open(home, name)?;
+    let _lock = container.lock()?;
+    let mut state = container.require(match frozen {
+        true => Need::Running,
+        false => Need::Paused,
+    })?;
+    crate::cgroups::freeze(&state.cgroups, frozen)?;
+    state.status = match frozen {
+        true => Status::Paused,
+        false => Status::Running,
+    };
+    container.save(&state)?;
+    Ok(container)
+}
+
+/// `bento ps`: the host pids of the container's processes: those in its cgroup, or, with
+/// none, those in its PID namespace (proc(5): /proc/PID/ns/pid names it).
+pub fn ps(home: &Home, name: &str) -> Result<Vec<i32>> {
+    let container = Container::open(home, name)?;
+    let state = container.require(Need::Alive)?;
+    let init = state.init.context("the state names no PID 1")?;
+    if let Some(dir) = state.cgroups.first() {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs"))
+            .with_context(|| format!("cannot read {}", dir.join("cgroup.procs").display()))?;
+        return Ok(procs
+            .lines()
+            .filter_map(|pid| pid.trim().parse().ok())
+            .collect());
+    }
+    let namespace = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let ours = namespace(&init.pid.to_string()).context("the container's PID 1 is gone")?;
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .context("cannot read /proc")?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| namespace(&pid.to_string()).as_ref() == Some(&ours))
+        .collect();
+    pids.sort();
+    Ok(pids)
+}
+
+/// `bento update`: new limits for a running container (Kubernetes resizes pods in place
+/// this way): what is given replaces what was, in its cgroup and its spec. Returns what
+/// this host cannot enforce.
+pub fn update(home: &Home, name: &str, resources: Resources) -> Result<Vec<String>> {
+    let container = Container::open(home, name)?;
+    let _lock = container.lock()?;
+    let state = container.require(Need::Alive)?;
+    anyhow::ensure!(
+        !state.cgroups.is_empty(),
+        "container {name:?} has no cgroup to update (it was made without limits, rootless)"
+    );
+    let mut spec = container.spec()?;
+    let resources = resources.over(&spec.resources);
+    let unenforced = crate::cgroups::update(&state.cgroups, &resources)?;
+    spec.resources = resources;
+    container.save_spec(&spec)?;
+    Ok(unenforced)
 }
 
 /// Waits (a little) for the supervisor to record the exit status, so that `status` right
@@ -293,6 +376,9 @@ pub fn remove(home: &Home, name: &str, force: bool) -> Result<()> {
         && let Some(init) = state.init
     {
         let _ = init.signal(Signal::SIGKILL);
+        if state.status == Status::Paused {
+            let _ = crate::cgroups::freeze(&state.cgroups, false);
+        }
         init.wait_gone(Duration::from_secs(5));
     }
     // The supervisor records the exit (or removes a --rm container) as it ends: let it.
@@ -401,7 +487,7 @@ pub fn exec(home: &Home, name: &str, process: Process, options: ExecOptions) -> 
             // Now inside the container's PID namespace, with its root.
             let console = console.map(Channel::in_child);
             let error = crate::init::exec(&spec, cgroup.as_ref(), console.as_ref());
-            std::process::exit(plumbing::report(&error));
+            std::process::exit(crate::errors::report(&error));
         }
         ForkResult::Parent { child } => {
             if let Some((dir, file)) = &pid_file {

@@ -1,6 +1,5 @@
 //! `bento`: the command line. Each command is a file in `cmd/`.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -40,10 +39,12 @@ fn main() {
 
 fn bento() -> Result<i32> {
     let cli = Cli::parse();
-    let log = cli.log.clone().map(|path| (path, cli.log_format == "json"));
+    if let Some(path) = &cli.log {
+        bento::errors::log_errors_to(path, cli.log_format == "json");
+    }
     let outcome = command(cli);
-    if let (Err(error), Some((path, json))) = (&outcome, log) {
-        write_log(&path, json, error);
+    if let Err(error) = &outcome {
+        bento::errors::log_error(error);
     }
     outcome
 }
@@ -60,21 +61,4 @@ fn command(cli: Cli) -> Result<i32> {
         None => Home::from_env()?,
     };
     cli.command.run(&home)
-}
-
-/// `--log FILE`: the error, appended, as text or as runc's JSON line.
-fn write_log(path: &std::path::Path, json: bool, error: &anyhow::Error) {
-    let message = format!("{error:#}");
-    let line = match json {
-        true => serde_json::json!({ "level": "error", "msg": message, "time": bento::time::now() })
-            .to_string(),
-        false => format!("bento: error: {message}"),
-    };
-    if let Ok(mut file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        let _ = writeln!(file, "{line}");
-    }
 }

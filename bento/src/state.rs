@@ -95,13 +95,15 @@ pub enum Need {
     Created,
     /// `exec`: its command runs.
     Running,
-    /// `stop`, `kill`: PID 1 exists, created or running.
+    /// `stop`, `kill`, `ps`: PID 1 exists, created, running or paused.
     Alive,
+    /// `resume`: paused.
+    Paused,
     /// `rm` without `-f`: nothing runs any more.
     Stopped,
 }
 
-/// The lifecycle of the OCI runtime spec (runtime.md, "State"), minus "paused".
+/// The lifecycle of the OCI runtime spec (runtime.md, "State"), with runc's "paused".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -109,6 +111,8 @@ pub enum Status {
     Created,
     /// The command runs.
     Running,
+    /// Its processes are frozen (`bento pause`: the cgroup freezer), until `resume`.
+    Paused,
     /// The command has exited (or was killed, or its supervisor was).
     Stopped,
 }
@@ -118,6 +122,7 @@ impl std::fmt::Display for Status {
         f.write_str(match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         })
     }
@@ -405,7 +410,8 @@ impl Container {
         let refusal = match (need, status) {
             (Need::Created, Status::Created)
             | (Need::Running, Status::Running)
-            | (Need::Alive, Status::Created | Status::Running)
+            | (Need::Alive, Status::Created | Status::Running | Status::Paused)
+            | (Need::Paused, Status::Paused)
             | (Need::Stopped, Status::Stopped) => return Ok(state),
             (Need::Created, Status::Running) => Refusal::NotCreated.error(
                 format!("container {name:?} is running: only a created container can be started"),
@@ -420,6 +426,10 @@ impl Container {
                 format!(
                     "`bento start {name}` starts a created container; a stopped one cannot run anything"
                 ),
+            ),
+            (Need::Paused, _) => Refusal::NotRunning.error(
+                format!("container {name:?} is {status}, not paused"),
+                format!("only a paused container can be resumed: `bento pause {name}` pauses it"),
             ),
             (Need::Alive, _) => Refusal::NotRunning.error(
                 format!("container {name:?} is not running"),
@@ -439,6 +449,12 @@ impl Container {
     pub fn save(&self, state: &State) -> Result<()> {
         let json = serde_json::to_vec_pretty(state).context("cannot encode the state")?;
         write_atomically(&self.file("state.json"), &json, 0o600)
+    }
+
+    /// Writes what the container runs (`update` changes its limits): call with the lock held.
+    pub fn save_spec(&self, spec: &Spec) -> Result<()> {
+        let json = serde_json::to_vec_pretty(spec).context("cannot encode the spec")?;
+        write_atomically(&self.file("spec.json"), &json, 0o600)
     }
 
     /// Writes the container's `config.json` (bento's own containers keep theirs).

@@ -106,7 +106,7 @@ pub fn supervise(
             if let Some((_, writer)) = &output
                 && let Err(error) = nix::unistd::dup2_stdout(writer)
             {
-                std::process::exit(plumbing::report(&error.into()));
+                std::process::exit(crate::errors::report(&error.into()));
             }
             let console = console.map(Channel::in_child);
             let fifo = container.file("exec.fifo");
@@ -127,7 +127,7 @@ pub fn supervise(
             };
             let error = init::container(&init, start);
             let _ = message::send(&report, Message::Failed);
-            std::process::exit(plumbing::report(&error));
+            std::process::exit(crate::errors::report(&error));
         }
         ForkResult::Parent { child } => child,
     };

@@ -8,13 +8,17 @@ pub mod features;
 pub mod images;
 pub mod kill;
 pub mod logs;
+pub mod pause;
+pub mod ps;
 pub mod pull;
+pub mod resume;
 pub mod rm;
 pub mod run;
 pub mod start;
 pub mod state;
 pub mod status;
 pub mod stop;
+pub mod update;
 
 use anyhow::Result;
 
@@ -22,7 +26,8 @@ use crate::home::Home;
 
 /// bento's commands: the talk's (create, start, exec, status, stop, kill), a runtime's
 /// conveniences (run, logs, rm, pull, images), and the OCI runtime command line that
-/// engines call (state, delete, features; create, start, exec and kill take its flags too).
+/// engines call (state, delete, features, ps, pause, resume, update; create, start, exec
+/// and kill take its flags too).
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     Create(create::Args),
@@ -39,6 +44,10 @@ pub enum Command {
     State(state::Args),
     Delete(delete::Args),
     Features(features::Args),
+    Ps(ps::Args),
+    Pause(pause::Args),
+    Resume(resume::Args),
+    Update(update::Args),
 }
 
 impl Command {
@@ -59,6 +68,10 @@ impl Command {
             Command::State(args) => args.run(home),
             Command::Delete(args) => args.run(home),
             Command::Features(args) => args.run(),
+            Command::Ps(args) => args.run(home),
+            Command::Pause(args) => args.run(home),
+            Command::Resume(args) => args.run(home),
+            Command::Update(args) => args.run(home),
         }
     }
 }
