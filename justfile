@@ -394,7 +394,7 @@ _run-tests:
     mapfile -t units < <(cargo test --quiet --workspace --no-run --message-format=json \
         | grep '"test":true' \
         | sed -n 's/.*"manifest_path":"\([^"]*\)".*"executable":"\([^"]*\)".*/\1 \2/p' \
-        | awk '{ long = ($2 ~ /\/(coach|slides|safety|oci|registry|robust|attacks|containerd)-/) ? 0 : 1; print long, $0 }' \
+        | awk '{ long = ($2 ~ /\/(coach|slides|safety|oci|registry|robust|attacks|containerd|pods)-/) ? 0 : 1; print long, $0 }' \
         | sort -k1,1n -s | cut -d' ' -f2-)
     running=0
     slots=$(( $(nproc) * 2 ))

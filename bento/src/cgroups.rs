@@ -353,8 +353,25 @@ impl Cgroup {
     /// [`Cgroup::create`] on any host, a real or a fake cgroup tree; also what it could
     /// not enforce there.
     pub fn create_on(host: &Host, request: &Request) -> Result<(Option<Cgroup>, Vec<String>)> {
-        if request.path.is_none() && request.resources.is_empty() && !request.always {
-            return Ok((None, Vec::new()));
+        let limits_beyond_devices = !Resources {
+            devices: Vec::new(),
+            ..request.resources.clone()
+        }
+        .is_empty();
+        let devices_only = !limits_beyond_devices && !request.resources.devices.is_empty();
+        if request.path.is_none() && !request.always && !limits_beyond_devices {
+            // Rootless, device rules alone are no reason to need a cgroup (runc skips them
+            // too): a user namespace cannot make device nodes, and /dev holds only the ones
+            // config.json lists.
+            if devices_only && host.root_user {
+                // As root they are enforced, below.
+            } else {
+                let unenforced = match devices_only {
+                    true => vec!["device rules are not enforced rootless: /dev holds only the devices config.json lists".to_string()],
+                    false => Vec::new(),
+                };
+                return Ok((None, unenforced));
+            }
         }
         let version = host.which(&request.resources.needs()).map_err(|why| {
             Refusal::NoCgroups.error(

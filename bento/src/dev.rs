@@ -80,41 +80,12 @@ pub fn create_devices(root: &Path, spec: &Spec) -> Result<()> {
     }
     let as_root = in_initial_user_namespace();
     for device in &spec.devices {
-        if !as_root {
+        // Rootless, we may not mknod(2) a device: bind the host's. A FIFO anyone may make.
+        if !as_root && device.kind != 'p' {
             bind_device(&root, &device.path)?;
             continue;
         }
-        let path = Path::new(&device.path);
-        let (parent, name) = match (path.parent(), path.file_name()) {
-            (Some(parent), Some(name)) => (parent, name),
-            _ => anyhow::bail!("{} is not a device path", device.path),
-        };
-        let parent = mount_point(&root, &parent.to_string_lossy(), true)?;
-        let kind = match device.kind {
-            'b' => SFlag::S_IFBLK,
-            _ => SFlag::S_IFCHR,
-        };
-        // mknod(2): a device node (type, major and minor numbers), then its owner.
-        match mknodat(
-            &parent,
-            name,
-            kind,
-            Mode::from_bits_truncate(device.mode),
-            makedev(device.major, device.minor),
-        ) {
-            Ok(()) | Err(Errno::EEXIST) => {}
-            Err(errno) => {
-                return Err(errno).with_context(|| format!("cannot make {}", device.path));
-            }
-        }
-        fchownat(
-            &parent,
-            name,
-            Some(Uid::from_raw(device.uid)),
-            Some(Gid::from_raw(device.gid)),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .with_context(|| format!("cannot chown {}", device.path))?;
+        make_node(&root, device).with_context(|| format!("cannot make {}", device.path))?;
     }
     let dev = beneath(&root, "/dev").context("cannot open the container's /dev")?;
     for (name, target) in LINKS {
@@ -125,6 +96,50 @@ pub fn create_devices(root: &Path, spec: &Spec) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// mknod(2) of one of `linux.devices` beneath the root: its type (character, block or
+/// FIFO), numbers, owner, and exactly its fileMode (mknod's mode passes through our umask:
+/// fchmodat(2) sets it whole).
+fn make_node(root: &std::os::fd::OwnedFd, device: &crate::spec::Device) -> Result<()> {
+    let path = Path::new(&device.path);
+    let (parent, name) = match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => (parent, name),
+        _ => anyhow::bail!("{} is not a device path", device.path),
+    };
+    let parent = mount_point(root, &parent.to_string_lossy(), true)?;
+    let kind = match device.kind {
+        'b' => SFlag::S_IFBLK,
+        'p' => SFlag::S_IFIFO,
+        _ => SFlag::S_IFCHR,
+    };
+    let mode = Mode::from_bits_truncate(device.mode);
+    match mknodat(
+        &parent,
+        name,
+        kind,
+        mode,
+        makedev(device.major, device.minor),
+    ) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(errno) => return Err(errno.into()),
+    }
+    fchownat(
+        &parent,
+        name,
+        Some(Uid::from_raw(device.uid)),
+        Some(Gid::from_raw(device.gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .context("cannot chown it")?;
+    nix::sys::stat::fchmodat(
+        &parent,
+        name,
+        mode,
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+    .context("cannot set its mode")?;
     Ok(())
 }
 

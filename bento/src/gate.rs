@@ -14,7 +14,8 @@
 //! reach. So before pivoting it opens the FIFO with O_PATH (which does not block and
 //! grants nothing but a reference), and after pivoting reopens that reference through
 //! `/proc/self/fd/N` for writing (proc(5): these links can be opened, with the file's own
-//! permission checks). runc does exactly this.
+//! permission checks), looked up in a descriptor of /proc/self/fd opened before too. runc
+//! does the same.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -34,21 +35,32 @@ pub fn make(path: &Path) -> Result<()> {
     mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR).context("cannot make the exec FIFO (mkfifo)")
 }
 
-/// PID 1's side, taken before pivot_root: an O_PATH reference to the FIFO.
-pub struct Gate(OwnedFd);
+/// PID 1's side, taken before its root changes: an O_PATH reference to the FIFO, and our
+/// /proc/self/fd directory to reopen it through (a root without /proc, chroot(2)ed into a
+/// container that has no mount namespace of its own, has none to look in).
+pub struct Gate {
+    fifo: OwnedFd,
+    fds: OwnedFd,
+}
 
 impl Gate {
     pub fn hold(path: &Path) -> Result<Gate> {
-        let fd = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        let fifo = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
             .context("cannot open the exec FIFO")?;
-        Ok(Gate(fd))
+        let fds = open(
+            "/proc/self/fd",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .context("cannot open /proc/self/fd")?;
+        Ok(Gate { fifo, fds })
     }
 
     /// Waits until `bento start`, then says so with one byte.
     pub fn wait(self) -> Result<()> {
-        let path = format!("/proc/self/fd/{}", self.0.as_raw_fd());
-        let fifo = open(
-            path.as_str(),
+        let fifo = nix::fcntl::openat(
+            &self.fds,
+            self.fifo.as_raw_fd().to_string().as_str(),
             OFlag::O_WRONLY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )

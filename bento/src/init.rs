@@ -21,10 +21,11 @@ use plumbing::Hint;
 
 use crate::gate::Gate;
 use crate::message::{self, Message};
+use crate::mounts::MountNamespace;
 use crate::overlay::Layers;
 use crate::spec::{Spec, get_env};
 use crate::terminal::{self, Console};
-use crate::{caller, cgroups, dev, mounts, overlay, pid, privileges, rootfs};
+use crate::{caller, cgroups, dev, mounts, overlay, pid, privileges, rootfs, userns};
 
 /// How PID 1 starts the command.
 pub enum Start<'a> {
@@ -89,24 +90,39 @@ fn prepare(init: &Init, start: Start) -> Result<CString> {
         // Before anything runs: every process the command starts is counted, too.
         cgroup.join()?;
     }
-    anyhow::ensure!(
-        spec.new_namespace("mnt"),
-        "bento needs a new mount namespace (linux.namespaces: mount)"
-    );
-    mounts::isolate_mounts()?;
-    let root = match init.layers {
-        Some(layers) => overlay::mount_overlay(layers)?.to_path_buf(),
-        None => rootfs::bind_root(&spec.rootfs)?,
+    if spec.new_namespace("user") {
+        userns::become_root_inside()?;
+    }
+    let gate = match mounts::mount_namespace(spec)? {
+        // Steps 04-09: a mount table of its own, the root, config.json's mounts, /dev,
+        // pivot_root, then what must be hidden or read-only.
+        MountNamespace::New => {
+            mounts::isolate_mounts()?;
+            let root = match init.layers {
+                Some(layers) => overlay::mount_overlay(layers)?.to_path_buf(),
+                None => rootfs::bind_root(&spec.rootfs)?,
+            };
+            // config.json's mounts, in order: /proc (step 05), /dev and /dev/pts (step 09)…
+            rootfs::mount_all(&root, &spec.mounts)?;
+            dev::create_devices(&root, spec)?;
+            let gate = hold_the_gate(&start)?;
+            mounts::pivot_into(&root)?;
+            rootfs::finish(spec)?;
+            gate
+        }
+        // Another container's (a pod's): its files, as they are there.
+        MountNamespace::Joined(path) => {
+            let gate = hold_the_gate(&start)?;
+            crate::join::join_path(&path, "mnt")?;
+            gate
+        }
+        // The runtime's own: no mounts (they would be the host's), only a root.
+        MountNamespace::Shared => {
+            let gate = hold_the_gate(&start)?;
+            mounts::chroot_into(&spec.rootfs)?;
+            gate
+        }
     };
-    // config.json's mounts, in order: /proc (step 05), /dev and /dev/pts (step 09)…
-    rootfs::mount_all(&root, &spec.mounts)?;
-    dev::create_devices(&root, spec)?;
-    let gate = match &start {
-        Start::AtTheGate { fifo, .. } => Some(Gate::hold(fifo)?),
-        Start::Now => None,
-    };
-    mounts::pivot_into(&root)?;
-    rootfs::finish(spec)?;
     // Checked now, not at `start`: a command that is not there is create's error (127).
     let program = enter(spec, init.console)?;
     if let (
@@ -122,6 +138,15 @@ fn prepare(init: &Init, start: Start) -> Result<CString> {
         gate.wait()?;
     }
     Ok(program)
+}
+
+/// PID 1 waiting for `bento start` (not for `bento run`) holds the gate's FIFO before its
+/// root changes (gate.rs).
+fn hold_the_gate(start: &Start) -> Result<Option<Gate>> {
+    match start {
+        Start::AtTheGate { fifo, .. } => Ok(Some(Gate::hold(fifo)?)),
+        Start::Now => Ok(None),
+    }
 }
 
 /// The ending both inits share, first half: the program to run (checked to be there),

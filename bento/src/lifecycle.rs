@@ -479,7 +479,15 @@ pub fn exec(home: &Home, name: &str, process: Process, options: ExecOptions) -> 
     // From here on this process is inside the container, where its processes can see it:
     // not dumpable, so that they may not ptrace it nor open its /proc/PID/exe (sealed.rs).
     crate::sealed::not_dumpable()?;
+    let shared_mounts = matches!(
+        crate::mounts::mount_namespace(&spec),
+        Ok(crate::mounts::MountNamespace::Shared)
+    );
     join_namespaces(&init)?;
+    if shared_mounts {
+        // Its PID 1 shares the runtime's mount table, in a root of its own: so does this.
+        crate::mounts::chroot_into(&spec.rootfs)?;
+    }
     plumbing::catch_signals()?;
     // SAFETY: bento is single-threaded, so the child may go on running Rust code.
     match unsafe { fork() }.context("fork failed")? {

@@ -20,7 +20,7 @@ use plumbing::Hint;
 use crate::spec::{Capabilities, Spec};
 
 /// The capabilities by number (linux/capability.h): CAP_CHOWN is 0.
-const CAPABILITIES: [&str; 41] = [
+pub const CAPABILITIES: [&str; 41] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",

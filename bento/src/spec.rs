@@ -163,7 +163,7 @@ pub struct Mount {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Device {
     pub path: String,
-    /// `c` (character) or `b` (block).
+    /// `c` (character), `b` (block) or `p` (a FIFO).
     pub kind: char,
     pub major: u64,
     pub minor: u64,
@@ -189,9 +189,14 @@ impl Spec {
     /// (cpu, io, devices cgroup), `linux.rootfsPropagation`, intelRdt, personality.
     pub fn from_config(bundle: &Path) -> Result<Spec> {
         let path = bundle.join("config.json");
-        let config = Config::load(&path)
+        let text = std::fs::read(&path)
             .with_context(|| format!("cannot read {}", path.display()))
             .hint("a bundle is a directory with a config.json (`runc spec` makes one)")?;
+        let json: serde_json::Value = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        check_capabilities(&json)?;
+        let config: Config = serde_json::from_value(json)
+            .with_context(|| format!("{} is not an OCI config", path.display()))?;
         Spec::from_oci(&config, bundle)
     }
 
@@ -227,6 +232,7 @@ impl Spec {
             .map(|d| {
                 let kind = match d.typ() {
                     LinuxDeviceType::B => 'b',
+                    LinuxDeviceType::P => 'p',
                     _ => 'c',
                 };
                 Device {
@@ -347,6 +353,30 @@ impl Spec {
         self.no_new_privileges = process.no_new_privileges().unwrap_or(false);
         self.oom_score_adj = process.oom_score_adj();
     }
+}
+
+/// Names every capability in `process.capabilities` one by one, so that an unknown one is
+/// one line naming its field and value (oci-spec's own message names neither).
+fn check_capabilities(config: &serde_json::Value) -> Result<()> {
+    let Some(sets) = config["process"]["capabilities"].as_object() else {
+        return Ok(());
+    };
+    for (set, names) in sets {
+        for name in names.as_array().into_iter().flatten() {
+            let known = name
+                .as_str()
+                .is_some_and(|name| crate::privileges::CAPABILITIES.contains(&name));
+            if !known {
+                return Err(plumbing::hinted(
+                    format!(
+                        "config.json's process.capabilities.{set} names an unknown capability: {name}"
+                    ),
+                    "capabilities are named as in capabilities(7): CAP_CHOWN, CAP_NET_BIND_SERVICE, …",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What runc refuses in a `process` before anything runs, refused here too: at `create`,
