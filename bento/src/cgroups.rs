@@ -158,6 +158,61 @@ impl Resources {
         }
     }
 
+    /// The parts of `linux.resources` bento does not apply, by name: said, not dropped.
+    pub fn not_applied(resources: &oci_spec::runtime::LinuxResources) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut note = |given: bool, name: &str| {
+            if given {
+                names.push(format!("linux.resources.{name} is not applied by bento"));
+            }
+        };
+        if let Some(m) = resources.memory() {
+            note(m.kernel().is_some(), "memory.kernel");
+            note(m.kernel_tcp().is_some(), "memory.kernelTCP");
+            note(m.swappiness().is_some(), "memory.swappiness");
+            note(
+                m.disable_oom_killer() == Some(true),
+                "memory.disableOOMKiller",
+            );
+        }
+        if let Some(c) = resources.cpu() {
+            note(
+                c.realtime_runtime().is_some() || c.realtime_period().is_some(),
+                "cpu.realtime*",
+            );
+            note(c.idle().is_some(), "cpu.idle");
+            note(c.burst().is_some(), "cpu.burst");
+        }
+        if let Some(b) = resources.block_io() {
+            note(
+                b.weight_device().as_ref().is_some_and(|d| !d.is_empty()),
+                "blockIO.weightDevice",
+            );
+            let throttled = [
+                b.throttle_read_bps_device(),
+                b.throttle_write_bps_device(),
+                b.throttle_read_iops_device(),
+                b.throttle_write_iops_device(),
+            ];
+            note(
+                throttled
+                    .iter()
+                    .any(|t| t.as_ref().is_some_and(|d| !d.is_empty())),
+                "blockIO.throttle*",
+            );
+        }
+        note(resources.network().is_some(), "network");
+        note(
+            resources.rdma().as_ref().is_some_and(|r| !r.is_empty()),
+            "rdma",
+        );
+        note(
+            resources.unified().as_ref().is_some_and(|u| !u.is_empty()),
+            "unified",
+        );
+        names
+    }
+
     /// Nothing to limit.
     pub fn is_empty(&self) -> bool {
         *self == Resources::default()

@@ -109,6 +109,9 @@ pub fn create(
         // bento's sealed copy (sealed.rs). This starts the command over, from the copy.
         crate::sealed::run_sealed()?;
     }
+    for what in &spec.not_applied {
+        eprintln!("bento: warning: {what}");
+    }
     if spec.seccomp {
         eprintln!(
             "bento: warning: config.json's seccomp profile is not applied (`bento features` says what is)"

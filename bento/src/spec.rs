@@ -73,6 +73,10 @@ pub struct Spec {
     /// `linux.resources`: memory, cpu, pids, blockIO weight, hugepages, devices.
     #[serde(default)]
     pub resources: Resources,
+    /// What config.json asks for that bento does not do, said at create (never dropped
+    /// silently).
+    #[serde(default)]
+    pub not_applied: Vec<String>,
     /// `linux.namespaces`, in config.json's order: new ones, or one to join.
     pub namespaces: Vec<Namespace>,
     /// `linux.uidMappings` / `gidMappings`, for a new user namespace.
@@ -259,6 +263,7 @@ impl Spec {
             hostname: config.hostname().clone().unwrap_or_default(),
             // 0 and -1 mean "no limit" (runc reads them so), not "no memory at all".
             resources: Resources::from_oci(&resources),
+            not_applied: Resources::not_applied(&resources),
             cgroups_path: linux
                 .cgroups_path()
                 .as_ref()

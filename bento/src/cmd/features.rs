@@ -23,14 +23,15 @@ impl Args {
             "linux": {
                 "namespaces": ["user", "uts", "ipc", "network", "cgroup", "pid", "mount"],
                 "capabilities": ["CAP_CHOWN", "...", "CAP_CHECKPOINT_RESTORE"],
-                "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false },
+                "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
                 "seccomp": { "enabled": false },
                 "apparmor": { "enabled": false },
                 "selinux": { "enabled": false }
             },
             "annotations": {
                 "org.bento.seccomp": "not applied: a config.json's linux.seccomp is reported on stderr and ignored",
-                "org.bento.resources": "memory.limit and pids.limit only",
+                "org.bento.resources": "memory (limit, reservation, swap), cpu (shares, quota, period, cpus, mems), pids, blockIO.weight, hugepageLimits, devices (v1; on v2 they need an eBPF program bento does not load, and a warning says so), applied at create and by update; not: kernel memory, swappiness, rt cpu, blkio throttling, rdma, unified",
+                "org.bento.commands": "create, start, state, kill, delete, exec, ps, pause, resume, update, features, run",
                 "org.bento.hooks": "not run",
                 "org.bento.cgroup-mount": "cgroup2 on v2 hosts; an empty read-only tmpfs on v1 and hybrid hosts"
             }
