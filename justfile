@@ -238,7 +238,7 @@ doctor:
     binary="$(just _build bento-doctor)/bento-doctor"
     exec "$binary"
 
-# Time /bin/true in step 05 against `unshare` and a bare exec, step 11 against step 10, `bento run` against step 10 and runc, podman with bento against podman with runc (needs hyperfine)
+# Time /bin/true in step 05 against `unshare` and a bare exec, step 11 against step 10, `bento run` against step 10 and runc, podman and containerd with bento against with runc (needs hyperfine)
 bench:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -296,6 +296,9 @@ bench:
     config["process"]["terminal"] = False
     config["process"]["args"] = ["/bin/true"]
     config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]
+    # With a cgroup and limits, as every engine's container has.
+    config["linux"]["cgroupsPath"] = "/bento-bench"
+    config["linux"]["resources"] = {"memory": {"limit": 268435456}, "pids": {"limit": 1024}}
     json.dump(config, open(path, "w"))
     PY
         hyperfine --shell=none --warmup 5 --runs 50 --export-csv "$work/runc.csv" \
@@ -353,6 +356,32 @@ bench:
                 median["podman + bento"], median["podman + runc"], median["podman + bento"] / median["podman + runc"] }' \
             "$work/podman.csv"
         "${podman[@]}" rm -af >/dev/null 2>&1 || true
+        # containerd's shim (what Kubernetes uses) with bento against with runc: a private
+        # containerd, the same image, a memory limit (a cgroup) on both.
+        if command -v containerd >/dev/null && command -v ctr >/dev/null; then
+            "${podman[@]}" save --quiet --format docker-archive -o "$work/image-archive.tar" bench
+            ctd="$work/containerd"
+            mkdir -p "$ctd"
+            printf 'version = 2\nroot = "%s/root"\nstate = "%s/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s/sock"\n[ttrpc]\n  address = "%s/sock.ttrpc"\n' \
+                "$ctd" "$ctd" "$ctd" "$ctd" > "$ctd/config.toml"
+            containerd --config "$ctd/config.toml" > "$ctd/log" 2>&1 &
+            ctd_pid=$!
+            until ctr -a "$ctd/sock" version >/dev/null 2>&1; do sleep 0.1; done
+            ctr -a "$ctd/sock" image import "$work/image-archive.tar" >/dev/null
+            ctr_image=$(ctr -a "$ctd/sock" image ls -q | head -n 1)
+            ctr_run="ctr -a $ctd/sock run --rm --memory-limit 268435456"
+            hyperfine --warmup 3 --runs 20 --export-csv "$work/ctr.csv" \
+                --command-name "ctr + bento" "$ctr_run --runc-binary $work/bento $ctr_image bench /bin/true" \
+                --command-name "ctr + runc" "$ctr_run --runc-binary $(command -v runc) $ctr_image bench /bin/true"
+            kill "$ctd_pid"; wait "$ctd_pid" 2>/dev/null || true
+            grep -o "[^ ]*$ctd[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n 1 umount -l 2>/dev/null || true
+            awk -F, 'NR > 1 { median[$1] = $4 * 1000 }
+                END { printf "\nmedians: ctr + bento %.0f ms, ctr + runc %.0f ms (ratio %.2f, goal <= 1)\n",
+                    median["ctr + bento"], median["ctr + runc"], median["ctr + bento"] / median["ctr + runc"] }' \
+                "$work/ctr.csv"
+        else
+            echo "ctr + bento against ctr + runc: needs containerd (scripts/setup --extras)"
+        fi
         "${podman[@]}" rmi -af >/dev/null 2>&1 || true
     else
         echo "podman + bento against podman + runc: only as root, with podman and runc installed"
