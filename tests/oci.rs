@@ -424,3 +424,59 @@ fn as_root_every_environment_finds_the_same_containers() {
     assert!(deleted.0.success(), "delete found it");
     assert!(!Path::new("/run/bento/containers").join(&id).exists());
 }
+
+/// The caller's descriptors do not reach a podman container either (CVE-2024-21626's
+/// class): podman and conmon pass theirs on to the runtime, and bento closes every one past
+/// 2 before the exec, in PID 1 and in `exec`.
+#[test]
+fn through_podman_no_descriptor_of_the_caller_reaches_the_container() {
+    let Some(podman) = podman() else { return };
+    let secrets = podman.path("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("shadow"), "root:secret\n").unwrap();
+    let with_fd_7 = |command: &mut Command| {
+        let dir = std::ffi::CString::new(secrets.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: only async-signal-safe calls (open, dup2, close) between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(command, move || {
+                let fd = libc::open(dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+                if fd < 0 || libc::dup2(fd, 7) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+                Ok(())
+            });
+        }
+    };
+    // What PID 1 has open besides 0-2 (ls's own directory is 3), and the secret.
+    let look = [
+        "sh",
+        "-c",
+        "ls /proc/self/fd; cat /proc/self/fd/7/shadow 2>&1",
+    ];
+    let mut run = podman.command(&Podman::run_args(&[], &look, false));
+    with_fd_7(&mut run);
+    let out = String::from_utf8_lossy(&run.output().unwrap().stdout).into_owned();
+    assert!(!out.contains("secret"), "run: {out}");
+    assert!(only_the_standard_ones(&out), "run: {out}");
+
+    let mut args = vec!["run", "-d", "--name", "box", "--network", "none"];
+    args.extend(ULIMITS);
+    args.extend(["bbx", "sleep", "1000"]);
+    podman.ok(&args);
+    let mut exec = podman.command(&[&["exec", "box"][..], &look].concat());
+    with_fd_7(&mut exec);
+    let out = String::from_utf8_lossy(&exec.output().unwrap().stdout).into_owned();
+    assert!(!out.contains("secret"), "exec: {out}");
+    assert!(only_the_standard_ones(&out), "exec: {out}");
+    podman.ok(&["rm", "-f", "-t", "0", "box"]);
+    podman.assert_nothing_left();
+}
+
+/// `ls /proc/self/fd` listed 0, 1, 2 and ls's own directory (3), nothing else.
+fn only_the_standard_ones(listing: &str) -> bool {
+    listing
+        .lines()
+        .take_while(|line| line.trim().parse::<u32>().is_ok())
+        .all(|fd| ["0", "1", "2", "3"].contains(&fd.trim()))
+}
