@@ -496,8 +496,14 @@ fn the_whole_lifecycle() {
     );
     // sleep ignores SIGTERM as PID 1: stop waits the grace period, then kills.
     let started = Instant::now();
-    home.ok(&["stop", "-t", "1", "life"]);
+    let stop = home.run(&["stop", "-t", "1", "life"]);
+    stop.code(0);
     assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(
+        stop.stderr(),
+        "bento: life did not stop within 1 s of SIGTERM: it was sent SIGKILL\n",
+        "stop says why it killed"
+    );
     let stopped = home.state("life");
     assert_eq!(stopped["status"], "stopped");
     assert_eq!(stopped["exitCode"], 137);
@@ -519,7 +525,9 @@ fn stop_is_graceful_and_kill_is_not() {
     eventually("the trap is set", || {
         home.ok(&["logs", "polite"]) == "ready\n"
     });
-    home.ok(&["stop", "polite"]);
+    let stop = home.run(&["stop", "polite"]);
+    stop.code(0);
+    assert_eq!(stop.stderr(), "", "it heeded SIGTERM: nothing to say");
     assert_eq!(home.state("polite")["exitCode"], 3);
     assert_eq!(home.ok(&["logs", "polite"]), "ready\nbye\n");
     home.ok(&["run", "-d", "--name", "rude", img(), "sh", "-c", trap]);
