@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::terminal::{Terminal, finish, on_terminal, shows_on_a_terminal};
-use common::{NOBODY, SYSTEM_PATH, built, running_as_root, step_uid};
+use common::{NOBODY, SYSTEM_PATH, built, eventually, running_as_root, step_uid, walk};
 use fixtures::{Entry, Layer, docker_archive, oci_layout, serve_layout};
 use serde_json::Value;
 
@@ -80,18 +80,6 @@ fn images() -> &'static Images {
             _dir: dir,
         }
     })
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![dir.to_path_buf()];
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        if entry.file_type().unwrap().is_dir() {
-            out.extend(walk(&entry.path()));
-        } else {
-            out.push(entry.path());
-        }
-    }
-    out
 }
 
 /// A private BENTO_HOME; dropping it kills what its containers' states name, and removes it.
@@ -271,15 +259,6 @@ impl Out {
 /// The image name tests use (pulled by `with_image`).
 fn img() -> &'static str {
     &images().archive
-}
-
-/// Waits until `condition` holds, at most 10 s.
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -791,7 +770,9 @@ fn limits_with_cgroup_v1_as_root() {
             .exists()
     };
     if !v1("memory") || !v1("pids") {
-        eprintln!("SKIPPED: no cgroup v1 memory and pids hierarchies here");
+        common::skipped(
+            "no cgroup v1 memory and pids hierarchies here (v2 is tested on a fake tree)",
+        );
         return;
     }
     let home = Home::new();

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{SYSTEM_PATH, built, can_run_as_real_root, skipped};
+use common::{SYSTEM_PATH, built, can_run_as_real_root, eventually, skipped};
 
 /// A containerd of the test's own.
 struct Containerd {
@@ -172,14 +172,6 @@ impl Drop for Containerd {
 
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |text| text.lines().count())
-}
-
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The cgroup directories named after `id` (containerd's cgroupsPath is /NAMESPACE/ID).

@@ -35,15 +35,10 @@ fn registry_tools_available() -> bool {
     if missing.is_empty() {
         return true;
     }
-    let reason = format!(
-        "SKIPPED: needs {} (sudo apt install docker-registry skopeo)",
+    common::skipped(&format!(
+        "needs {} (sudo apt install docker-registry skopeo)",
         missing.join(" and ")
-    );
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must run this test: {reason}"
-    );
-    eprintln!("{reason}");
+    ));
     false
 }
 

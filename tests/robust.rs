@@ -10,11 +10,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use common::{STEPS, fixture, running_as_root, step};
+use common::{STEPS, fixture, running_as_root, step, wait_until, walk};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -59,18 +58,6 @@ const BOUND: Duration = Duration::from_secs(5);
 /// or the rest of a PID namespace when PID 1 does): a margin for a busy machine.
 const AT_ONCE: Duration = Duration::from_secs(2);
 
-/// Polls `ready` every 10 ms for up to `bound`; `Err` if it never was.
-fn wait_until(bound: Duration, mut ready: impl FnMut() -> bool) -> Result<(), ()> {
-    let start = Instant::now();
-    while !ready() {
-        if start.elapsed() > bound {
-            return Err(());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(())
-}
-
 /// Waits for `child` to exit, for up to [`BOUND`]; `None` if it did not (it is then
 /// killed, with its container: PR_SET_PDEATHSIG, or the marker's processes by the caller).
 fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
@@ -92,10 +79,12 @@ fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
 /// step has ended (a wrong step fails at once, not after [`BOUND`]).
 fn sleep_started(child: &mut Child, marker: &str) -> Result<(), ()> {
     let mut ended = false;
-    wait_until(BOUND, || {
+    if !wait_until(BOUND, || {
         ended = ended || child.try_wait().is_ok_and(|status| status.is_some());
         ended || !processes_with(marker).is_empty()
-    })?;
+    }) {
+        return Err(());
+    }
     match ended && processes_with(marker).is_empty() {
         true => Err(()),
         false => Ok(()),
@@ -343,7 +332,7 @@ fn kill_never_leaves_a_process_behind(n: usize) {
         "step {n:02}: the container's `sleep {mark}` never started"
     );
     assert!(
-        died.is_ok(),
+        died,
         "step {n:02} was killed with SIGKILL, and its PID 1 lived on: the child must ask the \
          kernel to kill it when its parent dies, first thing after the fork \
          (prctl(PR_SET_PDEATHSIG, SIGKILL): die_with_parent)"
@@ -375,7 +364,7 @@ fn when_pid_1_exits_its_orphans_die_too(n: usize) {
     run.assert_code(0);
     assert_eq!(run.stdout, "started\n");
     assert!(
-        gone.is_ok(),
+        gone,
         "step {n:02}: PID 1 exited, and the `sleep` it left running in the background lived \
          on: when PID 1 of a PID namespace dies, the kernel kills the rest of it, so the \
          command must run as PID 1 of a namespace of its own (unshare(CLONE_NEWPID), fork)"
@@ -383,22 +372,6 @@ fn when_pid_1_exits_its_orphans_die_too(n: usize) {
 }
 
 // ---- nothing leaks ------------------------------------------------------------------------------
-
-/// Every path below `dir`: a step must not write anywhere.
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                out.extend(walk(&path));
-            }
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
 
 per_step!(no_step_leaks_anything_onto_the_host: step_00 = 0, step_01 = 1, step_02 = 2,
     step_03 = 3, step_04 = 4, step_05 = 5, step_06 = 6, step_07 = 7, step_08 = 8, step_09 = 9,
@@ -446,7 +419,7 @@ fn no_step_leaks_anything_onto_the_host(n: usize) {
         "{}",
         after_signal(n, Signal::SIGTERM, status, "it ends")
     );
-    assert!(gone.is_ok(), "step {n:02} left processes running");
+    assert!(gone, "step {n:02} left processes running");
     assert_eq!(common::hostname(), hostname, "step {n:02}: hostname");
     let after = mounts();
     assert!(

@@ -241,7 +241,7 @@ fn setup_installs_only_what_is_missing_as_root_or_through_sudo() {
         if running_as_root() { apt } else { through_sudo }
     );
     if !running_as_root() {
-        eprintln!("SKIPPED: the root and `sudo scripts/setup` cases need root (CI runs as root)");
+        common::skipped("the root and `sudo scripts/setup` cases need root (CI runs as root)");
         return;
     }
 

@@ -289,23 +289,14 @@ fn step_06_is_still_a_complete_container() {
 
 /// Every file of the rootfs with its contents (None for directories and links).
 fn rootfs_contents() -> Vec<(PathBuf, Option<Vec<u8>>)> {
-    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Option<Vec<u8>>)>) {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            let kind = entry.file_type().unwrap();
-            out.push((
-                path.clone(),
-                kind.is_file().then(|| std::fs::read(&path).unwrap()),
-            ));
-            if kind.is_dir() {
-                walk(&path, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&fixture().rootfs, &mut out);
-    out.sort();
-    out
+    common::walk(&fixture().rootfs)
+        .into_iter()
+        .map(|path| {
+            let is_file = path.symlink_metadata().is_ok_and(|m| m.is_file());
+            let contents = is_file.then(|| std::fs::read(&path).unwrap());
+            (path, contents)
+        })
+        .collect()
 }
 
 /// A TMPDIR of one test's own, so that tests running at once do not see each other's
@@ -747,8 +738,7 @@ fn step_11_a_shell_on_a_terminal_still_edits_files_with_vi() {
 /// What step 11's system-call probe printed in step `n`: `(call, answer)` lines.
 fn syscall_answers(n: usize) -> Option<Vec<(String, String)>> {
     if !fixture().has_syscalls {
-        eprintln!("SKIPPED: the system-call probe must be static, and this machine cannot link it");
-        assert!(std::env::var_os("CI").is_none(), "CI must run the probe");
+        common::skipped("the system-call probe must be static, and this machine cannot link it");
         return None;
     }
     let run = step(n, &["/bin/syscalls"]).run();
@@ -1081,11 +1071,7 @@ fn step_12_when_slirp4netns_fails_shows_its_last_message() {
 #[test]
 fn step_12_with_dev_net_tun_not_usable_says_what_to_change() {
     if !running_as_root() {
-        eprintln!("SKIPPED: only root can give the step a /dev/net/tun of mode 0600 of its own");
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs the tests as root"
-        );
+        common::skipped("only root can give the step a /dev/net/tun of mode 0600 of its own");
         return;
     }
     let run = common::step_with_tun(12, &["true"], Some("600")).run();

@@ -114,6 +114,42 @@ pub fn can_run_as_real_root() -> bool {
     false
 }
 
+/// Polls `ready` every 10 ms for up to `bound`; whether it held in time.
+pub fn wait_until(bound: std::time::Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while !ready() {
+        if start.elapsed() > bound {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
+}
+
+/// Waits until `condition` holds, at most 10 s, or fails the test naming `what`.
+pub fn eventually(what: &str, condition: impl FnMut() -> bool) {
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), condition),
+        "timed out waiting for: {what}"
+    );
+}
+
+/// Every path below `dir`, sorted, without following symlinks (`dir` itself not included).
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(walk(&path));
+            }
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Says loudly that a test is skipped, and why; in CI (`CI` set) a skip is a failure: CI
 /// must prove everything.
 pub fn skipped(why: &str) {
@@ -553,7 +589,7 @@ macro_rules! assert_run_snapshot {
 pub fn have(tool: &str, install: &str) -> bool {
     let found = Command::new(tool).arg("--version").output().is_ok();
     if !found {
-        eprintln!("SKIPPED: {tool} is not installed ({install})");
+        skipped(&format!("{tool} is not installed ({install})"));
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must have {tool}: {install}"
