@@ -57,6 +57,7 @@ pub mod caller;
 pub mod cgroups;
 pub mod cmd;
 pub mod config;
+pub mod copy;
 pub mod dev;
 pub mod errors;
 pub mod gate;

@@ -1,6 +1,7 @@
 //! The command line: one file per command, each its arguments (clap) and one call to what
 //! does the work (mostly [`crate::lifecycle`]). No command calls another.
 
+pub mod cp;
 pub mod create;
 pub mod delete;
 pub mod exec;
@@ -39,6 +40,7 @@ pub enum Command {
     State(state::Args),
     Delete(delete::Args),
     Features(features::Args),
+    Cp(cp::Args),
 }
 
 impl Command {
@@ -59,6 +61,7 @@ impl Command {
             Command::State(args) => args.run(home),
             Command::Delete(args) => args.run(home),
             Command::Features(args) => args.run(),
+            Command::Cp(args) => args.run(home),
         }
     }
 }
