@@ -126,17 +126,17 @@ pub fn choose(options: &NetworkOptions) -> Result<(Mode, Vec<Port>)> {
             ),
         )),
         Some(mode @ (Mode::Slirp | Mode::SlirpHostLoopback)) => {
-            slirp4netns()?;
+            usable().map_err(Unusable::refusal)?;
             Ok((mode, ports))
         }
         Some(Mode::None) => Ok((Mode::None, ports)),
-        None => match slirp4netns() {
+        None => match usable() {
             Ok(_) => Ok((Mode::Slirp, ports)),
-            Err(error) if !ports.is_empty() => Err(error),
-            Err(why) => {
+            Err(unusable) if !ports.is_empty() => Err(unusable.refusal()),
+            Err(Unusable { why, fix }) => {
                 eprintln!(
-                    "bento: no network but lo for this container ({:#}); --network none says so",
-                    why
+                    "bento: only lo for this container: {why} ({fix} gives it a network; \
+                     --network none says so)"
                 );
                 Ok((Mode::None, ports))
             }
@@ -144,14 +144,29 @@ pub fn choose(options: &NetworkOptions) -> Result<(Mode, Vec<Port>)> {
     }
 }
 
+/// Why slirp4netns cannot work here, and what would make it work.
+struct Unusable {
+    why: String,
+    fix: &'static str,
+}
+
+impl Unusable {
+    fn refusal(self) -> anyhow::Error {
+        Refusal::NoNetwork.error(self.why, format!("{}, or use --network none", self.fix))
+    }
+}
+
 /// slirp4netns's path, once it is known to be able to work here: installed, and
 /// /dev/net/tun open to us. Otherwise a refusal that says what to install or change.
 fn slirp4netns() -> Result<PathBuf> {
-    let program = plumbing::host::find_program("slirp4netns").ok_or_else(|| {
-        Refusal::NoNetwork.error(
-            "slirp4netns is not installed",
-            "install it (`sudo apt install slirp4netns`), or use --network none",
-        )
+    usable().map_err(Unusable::refusal)
+}
+
+/// [`slirp4netns`], or why not.
+fn usable() -> Result<PathBuf, Unusable> {
+    let program = plumbing::host::find_program("slirp4netns").ok_or_else(|| Unusable {
+        why: "slirp4netns is not installed".into(),
+        fix: "`sudo apt install slirp4netns`",
     })?;
     if let Err(error) = std::fs::OpenOptions::new()
         .read(true)
@@ -159,14 +174,13 @@ fn slirp4netns() -> Result<PathBuf> {
         .custom_flags(libc::O_CLOEXEC)
         .open("/dev/net/tun")
     {
-        let hint = match error.kind() {
-            std::io::ErrorKind::NotFound => "load the kernel's tun module: `sudo modprobe tun`",
-            _ => {
-                "slirp4netns opens it as you: `sudo chmod 0666 /dev/net/tun` (its stock mode \
-                 on Debian and Ubuntu), or use --network none"
-            }
-        };
-        return Err(Refusal::NoNetwork.error(format!("/dev/net/tun is not usable: {error}"), hint));
+        return Err(Unusable {
+            why: format!("/dev/net/tun is not usable: {error}"),
+            fix: match error.kind() {
+                std::io::ErrorKind::NotFound => "loading the tun module (`sudo modprobe tun`)",
+                _ => "`sudo chmod 0666 /dev/net/tun` (its stock mode on Debian and Ubuntu)",
+            },
+        });
     }
     Ok(program)
 }
@@ -404,15 +418,24 @@ impl Drop for Helper {
 }
 
 /// In a new helper: dies with its parent, a process group of its own, never dumpable
-/// (it will see into the container), stdin from /dev/null, and only `keep` of the
+/// (it will see into the container), stdin, stdout and stderr /dev/null, and only `keep` of the
 /// descriptors past 2.
 fn set_up_helper(parent: Pid, keep: &[RawFd]) -> Result<()> {
     set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG) failed")?;
     anyhow::ensure!(getppid() == parent, "the supervisor is gone");
     let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE) failed")?;
-    let null = File::open("/dev/null").context("cannot open /dev/null")?;
-    dup2_stdin(&null).context("cannot redirect stdin")?;
+    // Not bento create's stdout and stderr: whoever reads them would wait for the
+    // helpers' end (slirp4netns's go to its log).
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .context("cannot open /dev/null")?;
+    dup2_stdin(&null)
+        .and_then(|()| dup2_stdout(&null))
+        .and_then(|()| dup2_stderr(&null))
+        .context("cannot redirect the helper's stdin, stdout and stderr")?;
     drop(null);
     close_all_but(keep)
 }
