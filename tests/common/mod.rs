@@ -257,8 +257,9 @@ pub fn step(n: usize, args: &[&str]) -> StepCommand {
 /// (this one among them) it is mode 0600, root's only; Debian and Ubuntu ship it 0666. When
 /// the tests run as root, the step runs in a mount namespace of its own, where a tmpfs on
 /// /dev/net holds a fresh tun node (10:200) of mode `tun`, and drops to nobody there: the
-/// host's own /dev/net/tun stays as it is. Otherwise the host's is used.
-const OWN_TUN: &str = r#"set -e
+/// host's own /dev/net/tun stays as it is. Otherwise the host's is used. (bento's network
+/// tests run bento this way too: tests/boxes.)
+pub const OWN_TUN: &str = r#"set -e
 step_path=$PATH
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 setpriv=$(command -v setpriv)
