@@ -11,7 +11,7 @@
 //!
 //! slirp4netns must run in the host's user and network namespaces, which the supervisor
 //! leaves for good when it makes the container's. So the supervisor forks it *first*, as
-//! a [`Helper`] waiting on a pipe ([`prepare`]); once the namespaces exist, the helper
+//! a helper process waiting on a pipe ([`prepare`]); once the namespaces exist, the helper
 //! execs slirp4netns for the supervisor's pid ([`Prepared::start`]), which configures
 //! `tap0` (10.0.2.100/24, the default route via 10.0.2.2) and says "1" when done. The
 //! helpers die with the supervisor (PR_SET_PDEATHSIG), and the supervisor stops them by
