@@ -14,8 +14,6 @@ mod fixtures;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use boxes::{Boxes, CANNOT_PUBLISH, NO_NETWORK, USAGE, eventually, image, started_at};
@@ -186,35 +184,8 @@ fn an_attached_run_publishes_its_port_until_it_ends() {
 #[test]
 fn a_container_reaches_a_server_on_the_hosts_loopback_at_10_0_2_2_when_asked() {
     let boxes = Boxes::rootless();
-    // The server: the host's 127.0.0.1 only, one answer at most, for at most 20 s.
-    let server = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    server.set_nonblocking(true).unwrap();
-    let done = Arc::new(AtomicBool::new(false));
-    let serving = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            let mut served = 0;
-            while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
-                match server.accept() {
-                    Ok((mut client, _)) => {
-                        client.set_nonblocking(false).unwrap();
-                        let mut request = [0u8; 1024];
-                        let _ = client.read(&mut request);
-                        let body = "hello from the host's loopback\n";
-                        let head =
-                            format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
-                        let _ = client.write_all((head + body).as_bytes());
-                        served += 1;
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-            served
-        })
-    };
-    let url = format!("http://10.0.2.2:{port}/");
+    let server = common::LoopbackServer::start("hello from the host's loopback\n");
+    let url = format!("http://10.0.2.2:{}/", server.port);
     // (busybox's `wget -T` crashes in 1.35: `timeout` bounds it instead.)
     let wget = ["timeout", "5", "wget", "-q", "-O", "-", &url];
     let asked = [
@@ -225,8 +196,7 @@ fn a_container_reaches_a_server_on_the_hosts_loopback_at_10_0_2_2_when_asked() {
     let out = boxes.run(&asked);
     // By default, as with podman, the host's loopback is out of the container's reach.
     let default = boxes.run(&[&["run", "--rm", image()][..], &wget].concat());
-    done.store(true, Ordering::SeqCst);
-    assert_eq!(serving.join().unwrap(), 1, "the server saw one request");
+    assert_eq!(server.stop(), 1, "the server saw one request");
     assert_eq!(out.success(), "hello from the host's loopback\n");
     default.status(1);
     // The default network: lo, and tap0 with slirp4netns's address and the default route.
