@@ -121,11 +121,15 @@ fn open_root(home: &Home, name: &str) -> Result<Root> {
         if let Some(fd) = root_of(&init) {
             return Ok(Root { fd, _lock: None });
         }
-        anyhow::ensure!(
-            !init.is_alive(),
-            "cannot reach the root of {name}'s PID 1 (/proc/{}/root)",
-            init.pid
-        );
+        if init.is_alive() {
+            return Err(plumbing::hinted(
+                format!(
+                    "cannot reach the root of {name}'s PID 1 (/proc/{}/root)",
+                    init.pid
+                ),
+                "bento cp opens it as you: the container's PID 1 must be yours (or run as root)",
+            ));
+        }
     }
     // Stopped (or it just stopped): its state cannot change any more, but it could be
     // removed: hold its lock.

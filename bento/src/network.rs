@@ -315,10 +315,13 @@ impl Prepared {
         if let Some(mut relay) = relay {
             let joined = relay.start();
             running.helpers.push(relay);
-            anyhow::ensure!(
-                joined,
-                "the port relay could not join the container's network"
-            );
+            if !joined {
+                return Err(plumbing::hinted(
+                    "the port relay could not join the container's network namespace",
+                    "bento's helper for -p needs setns(2) into the container's user and \
+                     network namespaces: is a security module refusing it?",
+                ));
+            }
         }
         Ok(running)
     }
