@@ -59,13 +59,13 @@ pub fn supervise(
     mut state: State,
     mode: Mode,
 ) -> Result<i32> {
+    // Step 12: the published ports and the network's helpers, forked while we are still
+    // in the host's namespaces (network.rs).
+    let network = network::prepare(container, spec, matches!(mode, Mode::Engine { .. }))?;
     let layers = spec
         .overlay_lower
         .as_ref()
         .map(|lower| container.layers(lower, &spec.rootfs));
-    // Step 12: the published ports and the network's helpers, forked while we are still
-    // in the host's namespaces (network.rs).
-    let network = network::prepare(container, spec, matches!(mode, Mode::Engine { .. }))?;
     let cgroup = Cgroup::create(&container.name, spec)?;
     state.cgroups = cgroup.as_ref().map(|c| c.dirs.clone()).unwrap_or_default();
     enter_namespaces(spec)?;
