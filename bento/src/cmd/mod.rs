@@ -34,13 +34,13 @@ pub enum Command {
     Kill(kill::Args),
     Run(run::Args),
     Logs(logs::Args),
+    Cp(cp::Args),
     Rm(rm::Args),
     Pull(pull::Args),
     Images(images::Args),
     State(state::Args),
     Delete(delete::Args),
     Features(features::Args),
-    Cp(cp::Args),
 }
 
 impl Command {
@@ -55,13 +55,13 @@ impl Command {
             Command::Kill(args) => args.run(home),
             Command::Run(args) => args.run(home),
             Command::Logs(args) => args.run(home),
+            Command::Cp(args) => args.run(home),
             Command::Rm(args) => args.run(home),
             Command::Pull(args) => args.run(home),
             Command::Images(args) => args.run(home),
             Command::State(args) => args.run(home),
             Command::Delete(args) => args.run(home),
             Command::Features(args) => args.run(),
-            Command::Cp(args) => args.run(home),
         }
     }
 }
