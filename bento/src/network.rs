@@ -126,7 +126,7 @@ pub fn choose(options: &NetworkOptions) -> Result<(Mode, Vec<Port>)> {
             ),
         )),
         Some(mode @ (Mode::Slirp | Mode::SlirpHostLoopback)) => {
-            usable().map_err(Unusable::refusal)?;
+            slirp4netns()?;
             Ok((mode, ports))
         }
         Some(Mode::None) => Ok((Mode::None, ports)),
