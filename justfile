@@ -274,13 +274,14 @@ bench:
         }' "$work/times.csv"
     # Bento (image already pulled) against step 10, and against runc on the same root
     # filesystem (runc needs root here: Debian's runc, a full OCI config); step 11 (its
-    # capabilities, no_new_privs and seccomp filter) against step 10.
+    # capabilities, no_new_privs and seccomp filter) against step 10. All with lo alone:
+    # --network none (slirp4netns is timed below, through -p).
     "${as[@]}" env BENTO_HOME="$work/bento-home" "$work/bento" pull busybox: >/dev/null
     image=$(echo "$work"/bento-home/images/busybox-*/rootfs)
     "${as[@]}" env HOME="$work" BENTO_HOME="$work/bento-home" BENTO_ROOTFS="$image" \
         TMPDIR="$work" hyperfine --shell=none --warmup 20 --runs 200 \
         --export-csv "$work/bento.csv" \
-        --command-name "bento run" "$work/bento run --rm busybox: /bin/true" \
+        --command-name "bento run" "$work/bento run --rm --network none busybox: /bin/true" \
         --command-name "step 10" "$work/step-10-pty /bin/true" \
         --command-name "step 11" "$work/step-11-least-privilege /bin/true"
     runc_median=""
@@ -387,8 +388,112 @@ bench:
         echo "podman + bento against podman + runc: only as root, with podman and runc installed"
     fi
     cd - >/dev/null
+    just _bench-publish "$work" "$(just _build bento-tests)/load"
     echo
     hyperfine --warmup 3 --runs 30 --command-name "just step 5 true (warm)" "just step 5 true"
+
+# `just bench`'s -p part, in WORK (bento and its busybox image there): requests per second
+# to busybox httpd through `bento run -p` against podman's rootless port forwarding
+# (rootlessport), both rootless (as nobody when root), the host's 127.0.0.1 only: 50
+# connections at once, a new one per request, 3 s a round, rounds taken in turn.
+[private]
+_bench-publish WORK LOAD:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    work=$1
+    cp "$2" "$work/load"
+    cd "$work"
+    as=()
+    user=$(id -un)
+    if [[ $(id -u) == 0 ]]; then
+        as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+        user=nobody
+    fi
+    system=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+    bento=("${as[@]}" env BENTO_HOME="$work/bento-home" PATH="$system" "$work/bento")
+    pod="$work/podman-rootless"
+    podman=("${as[@]}" env HOME="$pod" XDG_RUNTIME_DIR="$pod/xdg" PATH="$system" podman
+        --root "$pod/storage" --runroot "$pod/run" --storage-driver vfs
+        --storage-opt vfs.ignore_chown_errors=true --cgroup-manager cgroupfs --log-level error)
+    stop() {
+        "${bento[@]}" rm -f bench-web >/dev/null 2>&1 || true
+        if [[ -d "$pod/xdg" ]]; then
+            "${podman[@]}" rm -f bench-web >/dev/null 2>&1 || true
+            # Rootless podman's pause process (it holds the user namespace): by its pid.
+            if [[ -s "$pod/xdg/libpod/tmp/pause.pid" ]]; then
+                kill "$(cat "$pod/xdg/libpod/tmp/pause.pid")" 2>/dev/null || true
+            fi
+        fi
+    }
+    trap stop EXIT
+    free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    # Until it answers, at most 10 s (bash's /dev/tcp: no client needed).
+    answers() {
+        for _ in $(seq 100); do
+            if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && grep -q ' 200 ' <&3" 2>/dev/null; then
+                return 0
+            fi
+            sleep 0.1
+        done
+        return 1
+    }
+    serve='mkdir -p /www; echo hello > /www/index.html; exec httpd -f -p 80 -h /www'
+    echo
+    bento_port=$(free_port)
+    if ! "${bento[@]}" run -d --name bench-web -p "$bento_port:80" busybox: sh -c "$serve" \
+        >/dev/null 2>"$work/bento-error"; then
+        echo "bento -p: not measured: $(head -n 1 "$work/bento-error")"
+        exit 0
+    fi
+    answers "$bento_port"
+    podman_port=""
+    if ! command -v podman >/dev/null || ! command -v slirp4netns >/dev/null; then
+        echo "podman's rootless -p: not measured, podman and slirp4netns are not both installed"
+    else
+        mkdir -p "$pod/xdg"
+        chmod 700 "$pod/xdg"
+        [[ $(id -u) != 0 ]] || chown -R 65534:65534 "$pod"
+        image=$(echo "$work"/bento-home/images/busybox-*/rootfs)
+        tar -C "$image" -cf "$pod/image.tar" .
+        [[ $(id -u) != 0 ]] || chown 65534:65534 "$pod/image.tar"
+        port=$(free_port)
+        if "${podman[@]}" import --quiet "$pod/image.tar" bench >/dev/null 2>"$pod/error" \
+            && "${podman[@]}" run -d --name bench-web -p "127.0.0.1:$port:80" \
+                --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 bench sh -c "$serve" \
+                >/dev/null 2>"$pod/error"; then
+            answers "$port"
+            podman_port=$port
+            echo "podman rootless runs here as $user with a single uid mapping (no range for $user in /etc/subuid: none was added)"
+        else
+            echo "podman rootless cannot run here: $(grep -v '^$' "$pod/error" | tail -n 1)"
+            echo "  (it wants a range in /etc/subuid and /etc/subgid for the user, or a single mapping with vfs)"
+        fi
+    fi
+    best_bento=0
+    best_podman=0
+    # One round: `load`'s line, and the best requests per second so far.
+    measure() {
+        local said
+        said=$("${as[@]}" "$work/load" "$2" 50 3 || true)
+        echo "round $round, $1 -p: $said"
+        echo "$said" | awk '{ print $6 + 0 }'
+    }
+    for round in 1 2 3; do
+        { read -r line; read -r rps; } < <(measure bento "$bento_port")
+        echo "$line"
+        if (( rps > best_bento )); then best_bento=$rps; fi
+        if [[ -n "$podman_port" ]]; then
+            { read -r line; read -r rps; } < <(measure podman "$podman_port")
+            echo "$line"
+            if (( rps > best_podman )); then best_podman=$rps; fi
+        fi
+    done
+    if [[ -n "$podman_port" ]]; then
+        awk -v b="$best_bento" -v p="$best_podman" 'BEGIN {
+            printf "best of 3: bento -p %d requests/s, podman rootless -p %d requests/s (ratio bento / podman = %.2f, goal >= 1)\n", b, p, b / p }'
+    else
+        echo "best of 3: bento -p $best_bento requests/s"
+    fi
 
 # Run bento, the capstone runtime: `just bento run --rm busybox ps` (see bento/README.md)
 [no-exit-message]

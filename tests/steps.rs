@@ -894,44 +894,14 @@ fn step_12_has_lo_and_a_tap_device_with_an_address_and_the_default_route() {
 
 #[test]
 fn step_12_reaches_a_server_on_the_hosts_loopback() {
-    use std::io::{Read, Write};
-    // The server: on the host's 127.0.0.1 only, one answer, for at most 10 s.
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    server.set_nonblocking(true).unwrap();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let step_done = done.clone();
-    let serving = std::thread::spawn(move || {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            // The step has ended: a request that came is already accepted.
-            let ended = step_done.load(std::sync::atomic::Ordering::SeqCst);
-            match server.accept() {
-                Ok((mut client, _)) => {
-                    client.set_nonblocking(false).unwrap();
-                    let mut request = [0u8; 1024];
-                    let _ = client.read(&mut request);
-                    let body = "hello from the host's loopback\n";
-                    let _ = write!(
-                        client,
-                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    return true;
-                }
-                Err(_) if ended => return false,
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-            }
-        }
-        false
-    });
+    let server = common::LoopbackServer::start("hello from the host's loopback\n");
     // 10.0.2.2 is where slirp4netns answers for the host's 127.0.0.1.
-    let url = format!("http://10.0.2.2:{port}/");
+    let url = format!("http://10.0.2.2:{}/", server.port);
     // (busybox 1.35's `wget -T` crashes: `timeout` bounds it instead.)
     let run = step(12, &["timeout", "5", "wget", "-q", "-O", "-", &url]).run();
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert!(
-        serving.join().unwrap(),
+    assert_eq!(
+        server.stop(),
+        1,
         "the server saw no request:\n{}",
         run.report()
     );

@@ -36,6 +36,8 @@ pub struct Options {
     /// Detached: rotate the log at this size, keeping one older file (default 8m)
     #[arg(long = "log-size-max", value_name = "SIZE", value_parser = plumbing::parse_size)]
     pub log_size_max: Option<u64>,
+    #[command(flatten)]
+    pub network: crate::network::NetworkOptions,
 }
 
 /// The container's `config.json` for `image` and the command line: the image's defaults,
@@ -58,6 +60,7 @@ pub fn build_config(
         }
         set_env(&mut env, pair);
     }
+    let (network, ports) = crate::network::choose(&options.network)?;
     let mut args = image.config.entrypoint.clone();
     match command.is_empty() {
         true => args.extend(image.config.cmd.iter().cloned()),
@@ -116,7 +119,7 @@ pub fn build_config(
         "effective": DEFAULT_CAPABILITIES,
         "permitted": DEFAULT_CAPABILITIES,
     });
-    Ok(json!({
+    let mut config = json!({
         "ociVersion": OCI_VERSION,
         "root": { "path": "root", "readonly": false },
         "hostname": hostname,
@@ -146,7 +149,12 @@ pub fn build_config(
             OVERLAY_LOWER: image.rootfs,
             LOG_SIZE_MAX: options.log_size_max.unwrap_or(crate::log::DEFAULT_SIZE_MAX).to_string(),
         },
-    }))
+    });
+    // Step 12: the network (slirp4netns) and the published ports, for the supervisor.
+    for (key, value) in crate::network::annotations(network, &ports) {
+        config["annotations"][key] = json!(value);
+    }
+    Ok(config)
 }
 
 /// The capabilities a container's root keeps (capabilities(7)): podman's default list.

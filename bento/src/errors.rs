@@ -29,6 +29,10 @@ pub enum Refusal {
     NoTerminal = 11,
     /// `--memory` / `--pids-limit` where no cgroup can be made.
     NoCgroups = 12,
+    /// `--network slirp` (or `-p`) where slirp4netns cannot work.
+    NoNetwork = 13,
+    /// `-p` of a host port in use (or below 1024, or of an address not this host's).
+    CannotPublish = 14,
 }
 
 impl Refusal {

@@ -18,7 +18,10 @@
 //! - [`overlay`]: step 07, the image read-only below, the container's layer above;
 //! - [`net`]: step 08, a network namespace with `lo` up;
 //! - [`dev`]: step 09, a /dev of the container's own;
-//! - [`terminal`]: step 10, a pseudoterminal from the container's devpts, relayed.
+//! - [`terminal`]: step 10, a pseudoterminal from the container's devpts, relayed;
+//! - [`network`] and [`ports`]: step 12, a way out (slirp4netns, a user-mode network stack
+//!   on a tap device) and a way in (`-p`: listening sockets made on the host, relayed by a
+//!   helper that joined the container's network namespace).
 //!
 //! **What a runtime adds:**
 //!
@@ -42,6 +45,8 @@
 //! - [`message`]: the one-byte messages bento's processes send each other;
 //! - [`cgroups`]: `--memory` and `--pids-limit`, with cgroup v2 or v1;
 //! - [`image`]: images pulled with rootfs-fetch, stored once per set of layers, named;
+//! - [`copy`]: `bento cp`, files in and out of a container, resolved beneath its root as
+//!   image extraction is (a stopped container's layers mounted for the copy alone);
 //! - [`state`], [`home`], [`process`], [`log`], [`time`]: where state lives, how it is
 //!   written safely, how a pid is told from its successor, a detached container's output,
 //!   and the time as OCI prints it;
@@ -57,6 +62,7 @@ pub mod caller;
 pub mod cgroups;
 pub mod cmd;
 pub mod config;
+pub mod copy;
 pub mod dev;
 pub mod errors;
 pub mod gate;
@@ -69,8 +75,10 @@ pub mod log;
 pub mod message;
 pub mod mounts;
 pub mod net;
+pub mod network;
 pub mod overlay;
 pub mod pid;
+pub mod ports;
 pub mod privileges;
 pub mod proc;
 pub mod process;

@@ -390,8 +390,9 @@ pub fn remove(home: &Home, name: &str, force: bool) -> Result<()> {
         // Removed meanwhile (a --rm container's supervisor did it).
         return Ok(());
     };
-    // A supervisor that was killed could not remove the cgroup.
+    // A supervisor that was killed could not remove the cgroup, nor stop the network.
     crate::cgroups::remove(&state.cgroups);
+    crate::network::tear_down(state.network.as_ref());
     container.remove()
 }
 

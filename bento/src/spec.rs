@@ -110,6 +110,11 @@ pub struct Spec {
     /// `annotations`, for `bento state`.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// Bento's own containers: the network and published ports (network.rs, ports.rs).
+    #[serde(default)]
+    pub network: Option<crate::network::Mode>,
+    #[serde(default)]
+    pub ports: Vec<crate::ports::Port>,
 }
 
 /// `process.user`.
@@ -250,7 +255,10 @@ impl Spec {
                 }
             })
             .collect();
+        let (network, ports) = crate::network::from_annotations(&annotations)?;
         let mut spec = Spec {
+            network,
+            ports,
             image: annotations.get(IMAGE).cloned().unwrap_or_default(),
             image_id: annotations.get(IMAGE_ID).cloned().unwrap_or_default(),
             // root.path is relative to the bundle, or absolute (config.md, "Root").

@@ -7,6 +7,7 @@
 //!   state.json    what happened: status, pids, times, exit status (OCI fields + ours)
 //!   exec.fifo     the create/start gate, while the container is created but not started
 //!   log           a detached container's stdout and stderr
+//!   slirp4netns.log  what slirp4netns said (--network slirp)
 //!   upper/ work/  the overlay's writable layer and its work directory
 //!   root/         where the overlay is mounted (inside the container's mount namespace)
 //! ```
@@ -163,6 +164,9 @@ pub struct State {
     /// Remove the container when it stops (`run --rm`).
     #[serde(default)]
     pub auto_remove: bool,
+    /// Its network, published ports and their helpers (bento's own containers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::network::Record>,
 }
 
 impl State {
@@ -187,6 +191,7 @@ impl State {
             boot_id: boot_id(),
             cgroups: Vec::new(),
             auto_remove,
+            network: crate::network::Record::of(spec),
         }
     }
 

@@ -29,7 +29,7 @@ use crate::spec::Spec;
 use crate::state::{Container, Lock, State, Status};
 use crate::terminal::{self, Channel};
 use crate::time::now;
-use crate::{join, log, net, pid, userns, uts};
+use crate::{join, log, net, network, pid, userns, uts};
 use plumbing::Hint;
 
 /// How the supervisor runs.
@@ -59,6 +59,9 @@ pub fn supervise(
     mut state: State,
     mode: Mode,
 ) -> Result<i32> {
+    // Step 12: the published ports and the network's helpers, forked while we are still
+    // in the host's namespaces (network.rs).
+    let network = network::prepare(container, spec, matches!(mode, Mode::Engine { .. }))?;
     let layers = spec
         .overlay_lower
         .as_ref()
@@ -71,6 +74,18 @@ pub fn supervise(
     })?;
     state.cgroups = cgroup.as_ref().map(|c| c.dirs.clone()).unwrap_or_default();
     enter_namespaces(spec)?;
+    let network = match network.map(network::Prepared::start).transpose() {
+        Ok(network) => network,
+        Err(error) => {
+            if let Some(cgroup) = &cgroup {
+                cgroup.remove();
+            }
+            return Err(error);
+        }
+    };
+    if let (Some(record), Some(network)) = (&mut state.network, &network) {
+        record.helpers = network.processes();
+    }
     // PID 1 reports on this pipe: Ready once it waits at the gate (detached), or Failed if
     // it fails before its exec. O_CLOEXEC: the exec closes PID 1's end, so reading
     // after it has exited never blocks.
@@ -166,6 +181,10 @@ pub fn supervise(
     // until no process holds the container's pts; then PID 1's status.
     let relayed = relay.run();
     let code = wait_for(child)?;
+    // The container is gone: so are its network and its published ports.
+    if let Some(network) = network {
+        network.stop();
+    }
     relayed?;
     if !detached && message::receive(&reports) == Some(Message::Failed) {
         // The command never ran (not found, a mount failed…): PID 1 said why; nothing of
@@ -355,6 +374,9 @@ fn record_exit(container: &Container, code: i32, cgroup: Option<&Cgroup>) -> Res
     state.pid = 0;
     state.exit_code = Some(code);
     state.finished = Some(now());
+    if let Some(network) = &mut state.network {
+        network.helpers.clear(); // stopped with the container
+    }
     if let Some(cgroup) = cgroup {
         state.oom_killed = cgroup.oom_killed();
         cgroup.remove();

@@ -80,8 +80,8 @@ fn split_ports(args: Vec<OsString>) -> Result<(Vec<Publish>, Vec<OsString>)> {
     Ok((ports, args.collect()))
 }
 
-/// `[IP:]HOST_PORT:CONTAINER_PORT`.
-fn parse_publish(value: &str) -> Result<Publish> {
+/// `[IP:]HOST_PORT:CONTAINER_PORT` (step 12's `-p`, and bento's).
+pub fn parse_publish(value: &str) -> Result<Publish> {
     let bad = || anyhow::anyhow!("-p {value}: not [IP:]HOST_PORT:CONTAINER_PORT");
     let port = |text: &str| text.parse::<u16>().ok().filter(|&port| port != 0);
     let fields: Vec<&str> = value.split(':').collect();

@@ -24,7 +24,9 @@ pub mod host;
 mod scratch;
 mod signals;
 
-pub use args::{Publish, command, parse_size, ports_and_command, rootfs, rootfs_location};
+pub use args::{
+    Publish, command, parse_publish, parse_size, ports_and_command, rootfs, rootfs_location,
+};
 pub use errors::{
     EXIT_SETUP_FAILED, Hint, add_hint, exec_error, exit_code, hinted, report, run, with_status,
 };

@@ -293,8 +293,9 @@ pub fn step(n: usize, args: &[&str]) -> StepCommand {
 /// (this one among them) it is mode 0600, root's only; Debian and Ubuntu ship it 0666. When
 /// the tests run as root, the step runs in a mount namespace of its own, where a tmpfs on
 /// /dev/net holds a fresh tun node (10:200) of mode `tun`, and drops to nobody there: the
-/// host's own /dev/net/tun stays as it is. Otherwise the host's is used.
-const OWN_TUN: &str = r#"set -e
+/// host's own /dev/net/tun stays as it is. Otherwise the host's is used. (bento's network
+/// tests run bento this way too: tests/boxes.)
+pub const OWN_TUN: &str = r#"set -e
 step_path=$PATH
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 setpriv=$(command -v setpriv)
@@ -629,4 +630,54 @@ pub fn podman_in(dir: &Path) -> Command {
         .env("PATH", SYSTEM_PATH)
         .stdin(Stdio::null());
     command
+}
+
+/// A one-page HTTP server on the host's 127.0.0.1 (and nowhere else), for a container to
+/// reach through its user-mode network stack (slirp4netns answers for the host's loopback
+/// at 10.0.2.2): it answers every request with `body`, until [`LoopbackServer::stop`], and
+/// for 20 s at most.
+pub struct LoopbackServer {
+    pub port: u16,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    serving: std::thread::JoinHandle<usize>,
+}
+
+impl LoopbackServer {
+    pub fn start(body: &'static str) -> LoopbackServer {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        server.set_nonblocking(true).unwrap();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = done.clone();
+        let serving = std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            let mut answered = 0;
+            while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                let Ok((mut client, _)) = server.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let mut request = [0u8; 1024];
+                let _ = client.read(&mut request);
+                let head = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                let _ = client.write_all((head + body).as_bytes());
+                answered += 1;
+            }
+            answered
+        });
+        LoopbackServer {
+            port,
+            done,
+            serving,
+        }
+    }
+
+    /// Stops it; how many requests it answered.
+    pub fn stop(self) -> usize {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.serving.join().unwrap()
+    }
 }

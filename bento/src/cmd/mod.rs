@@ -1,6 +1,7 @@
 //! The command line: one file per command, each its arguments (clap) and one call to what
 //! does the work (mostly [`crate::lifecycle`]). No command calls another.
 
+pub mod cp;
 pub mod create;
 pub mod delete;
 pub mod exec;
@@ -38,6 +39,7 @@ pub enum Command {
     Kill(kill::Args),
     Run(run::Args),
     Logs(logs::Args),
+    Cp(cp::Args),
     Rm(rm::Args),
     Pull(pull::Args),
     Images(images::Args),
@@ -62,6 +64,7 @@ impl Command {
             Command::Kill(args) => args.run(home),
             Command::Run(args) => args.run(home),
             Command::Logs(args) => args.run(home),
+            Command::Cp(args) => args.run(home),
             Command::Rm(args) => args.run(home),
             Command::Pull(args) => args.run(home),
             Command::Images(args) => args.run(home),

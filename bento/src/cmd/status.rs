@@ -76,6 +76,13 @@ fn details(state: &State) -> String {
     }
     line("image", &state.image);
     line("command", &state.command.join(" "));
+    if let Some(network) = &state.network {
+        line("network", &network.mode.to_string());
+        let ports: Vec<String> = network.ports.iter().map(|p| p.to_string()).collect();
+        if !ports.is_empty() {
+            line("ports", &ports.join(", "));
+        }
+    }
     line("created", &state.created);
     line("started", state.started.as_deref().unwrap_or("-"));
     if let Some(finished) = &state.finished {
