@@ -10,8 +10,8 @@ mod fixtures;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use boxes::{Boxes, USAGE, eventually, image};
-use common::{NOBODY, can_run_as_real_root, running_as_root};
+use boxes::{Boxes, USAGE, image};
+use common::{NOBODY, can_run_as_real_root, eventually, running_as_root};
 
 /// The test's files on the host: `site/` (index.html 0640, run.sh 4755, sub/deep, and a
 /// symlink `link -> /etc/passwd`), and a file `note`; owned by the user bento runs as.

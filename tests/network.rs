@@ -16,8 +16,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use boxes::{Boxes, CANNOT_PUBLISH, NO_NETWORK, USAGE, eventually, image, started_at};
-use common::running_as_root;
+use boxes::{Boxes, CANNOT_PUBLISH, NO_NETWORK, USAGE, image, started_at};
+use common::{eventually, running_as_root};
 
 /// A port of the host's 127.0.0.1 that was free a moment ago.
 fn free_port() -> u16 {

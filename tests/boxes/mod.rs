@@ -16,11 +16,10 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{NOBODY, OWN_TUN, SYSTEM_PATH, built, running_as_root};
+use crate::common::{NOBODY, OWN_TUN, SYSTEM_PATH, built, eventually, running_as_root};
 use crate::fixtures::{self, Entry};
 
 /// bento's refusals (bento/src/errors.rs) these tests meet.
@@ -221,15 +220,6 @@ pub fn started_at(pid: i32) -> Option<u64> {
     let fields: Vec<&str> = after.split(' ').collect();
     (fields.first() != Some(&"Z")).then_some(())?;
     fields.get(19)?.parse().ok()
-}
-
-/// Waits until `condition` holds, at most 10 s, polling every 20 ms.
-pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "after 10 s, still not: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// What one run of bento printed, and its status.
