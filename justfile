@@ -247,6 +247,7 @@ bench:
         exit 1
     fi
     [[ -d rootfs ]] || just rootfs
+    profile="$PWD/bento/src/default-seccomp.json"
     binary="$(just _build step-05-procfs)/step-05-procfs"
     # Run as an ordinary user: as root, as nobody, from copies that nobody can reach.
     work=$(mktemp -d)
@@ -273,9 +274,9 @@ bench:
             printf "ratio step 05 / unshare = %.2f (target: <= 1.00)\n", median["step 05"] / median["unshare"]
         }' "$work/times.csv"
     # Bento (image already pulled) against step 10, and against runc on the same root
-    # filesystem (runc needs root here: Debian's runc, a full OCI config); step 11 (its
-    # capabilities, no_new_privs and seccomp filter) against step 10. All with lo alone:
-    # --network none (slirp4netns is timed below, through -p).
+    # filesystem (runc needs root here: Debian's runc, a full OCI config, a seccomp
+    # profile); step 11 (its capabilities, no_new_privs and seccomp filter) against step
+    # 10. All with lo alone: --network none (slirp4netns is timed below, through -p).
     "${as[@]}" env BENTO_HOME="$work/bento-home" "$work/bento" pull busybox: >/dev/null
     image=$(echo "$work"/bento-home/images/busybox-*/rootfs)
     "${as[@]}" env HOME="$work" BENTO_HOME="$work/bento-home" BENTO_ROOTFS="$image" \
@@ -289,10 +290,12 @@ bench:
         bundle="$work/bundle"
         mkdir -p "$bundle"
         runc spec --bundle "$bundle"
-        python3 - "$bundle/config.json" "$image" <<'PY'
+        python3 - "$bundle/config.json" "$image" "$profile" <<'PY'
     import json, sys
-    path, root = sys.argv[1], sys.argv[2]
+    path, root, profile = sys.argv[1], sys.argv[2], sys.argv[3]
     config = json.load(open(path))
+    # With a seccomp filter (bento's default profile, step 11's), compiled by both.
+    config["linux"]["seccomp"] = json.load(open(profile))
     config["root"] = {"path": root, "readonly": True}
     config["process"]["terminal"] = False
     config["process"]["args"] = ["/bin/true"]
@@ -621,6 +624,14 @@ _build +PACKAGES:
         fi
     done
     if [[ "$static" == yes ]]; then
+        # bento links libseccomp: in a static binary, its static archive (libseccomp-dev).
+        seccomp=$(cc -print-file-name=libseccomp.a)
+        if [[ " $* " == *" bento "* && "$seccomp" != /* ]]; then
+            echo "error: bento is built static here, and needs libseccomp.a for it, which this machine lacks" >&2
+            echo "  hint: just setup (or: sudo apt install libseccomp-dev)" >&2
+            exit 1
+        fi
+        LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH="$(dirname "$seccomp")" \
         RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
             cargo build "${quiet[@]}" --release --target "$triple" "${packages[@]}" >&2
     else

@@ -103,17 +103,27 @@ fn probe() -> Option<PathBuf> {
     probe
 }
 
-/// A busybox image with the probe.
+/// Step 11's `syscalls` probe: each call step 11's filter refuses, and what the kernel
+/// answered (built static with the probe).
+fn syscalls() -> Option<PathBuf> {
+    static_binary("syscalls")
+}
+
+/// A busybox image with the probes.
 fn image() -> &'static str {
     static IMAGE: OnceLock<(tempfile::TempDir, String)> = OnceLock::new();
     &IMAGE
         .get_or_init(|| {
             let dir = fixtures::world_readable_tempdir();
             let probe = std::fs::read(probe().expect("checked by Lab::new")).unwrap();
+            let syscalls = std::fs::read(syscalls().expect("checked by Lab::new")).unwrap();
             let applets = [
                 "sh", "cat", "echo", "grep", "wc", "umount", "ls", "sleep", "touch", "id", "true",
             ];
-            let extra = [Entry::File("bin/probe", &probe, 0o755)];
+            let extra = [
+                Entry::File("bin/probe", &probe, 0o755),
+                Entry::File("bin/syscalls", &syscalls, 0o755),
+            ];
             let layer = fixtures::busybox_layer_with(&applets, &extra);
             let archive = dir.path().join("image.tar");
             docker_archive(&archive, &[layer], true);
@@ -137,6 +147,7 @@ impl Lab {
             return None;
         }
         probe()?;
+        syscalls().expect("built with the probe");
         let dir = fixtures::world_readable_tempdir();
         std::fs::create_dir(dir.path().join("bin")).unwrap();
         std::fs::copy(built("bento"), dir.path().join("bin/bento")).unwrap();
@@ -209,6 +220,7 @@ impl Lab {
         let bundle = self.path(name);
         build_rootfs(&bundle.join("rootfs"));
         std::fs::copy(probe().unwrap(), bundle.join("rootfs/bin/probe")).unwrap();
+        std::fs::copy(syscalls().unwrap(), bundle.join("rootfs/bin/syscalls")).unwrap();
         let made = Command::new("runc")
             .arg("spec")
             .current_dir(&bundle)
@@ -556,7 +568,12 @@ fn a_container_gets_a_session_keyring_of_its_own() {
     let mut run = lab.command(&args);
     with_a_secret_key(&mut run);
     let out = stdout(&run.output().unwrap());
-    assert!(out.contains("keyring: not found"), "run --bundle: {out}");
+    // ENOKEY: the search was made, in a keyring of its own (bento's own containers refuse
+    // keyctl(2) altogether, with step 11's filter: EPERM).
+    assert!(
+        out.contains("keyring: not found: Required key not available"),
+        "run --bundle: {out}"
+    );
 }
 
 /// A directory owned by the other user, who plants what they like in it.
@@ -828,7 +845,7 @@ type Edit = fn(&mut Value);
 fn configs_runc_refuses_are_refused_at_create() {
     let Some(lab) = Lab::new() else { return };
     let (bundle, config) = lab.bundle("bundle", &["id", "-u"]);
-    let cases: [(&str, Edit); 5] = [
+    let cases: [(&str, Edit); 6] = [
         ("uid", |c| {
             c["process"]["user"]["uid"] = json!(4294967295u32)
         }),
@@ -844,6 +861,10 @@ fn configs_runc_refuses_are_refused_at_create() {
             },
         ),
         ("relative", |c| c["process"]["cwd"] = json!("tmp")),
+        // An action bento cannot apply: refused, not dropped (podman would never know).
+        ("SCMP_ACT_SOMETIMES", |c| {
+            c["linux"]["seccomp"] = json!({ "defaultAction": "SCMP_ACT_SOMETIMES" })
+        }),
     ];
     for (what, edit) in cases {
         let mut broken = config.clone();
@@ -915,4 +936,102 @@ fn a_chatty_containers_log_stays_bounded() {
     let total = size("log") + size("log.1");
     lab.ok(&["rm", "-f", "chatty"]);
     assert!(total > 0 && total <= 2 << 20, "the log holds {total} bytes");
+}
+
+/// Attack 12: the kernel itself. Root in a container could make every call a host's root
+/// can, among them those no namespace isolates and most kernel exploits of recent years
+/// went through: a nested user namespace (`unshare -U`, where every capability comes
+/// back), the keyrings, eBPF, userfaultfd, mounts; and the calls of another architecture's
+/// table. Bento's own containers get step 11's filter, as root and rootless, in PID 1 and
+/// in every exec: step 11's probe gets what it gets in step 11.
+#[test]
+fn bentos_own_containers_refuse_the_calls_step_11_refuses() {
+    let Some(lab) = Lab::new() else { return };
+    let expected =
+        std::fs::read_to_string(common::workspace().join("tests/snapshots/step_11_syscalls.snap"))
+            .unwrap();
+    let expected = expected.split("--- stdout ---\n").nth(1).unwrap();
+    let as_root = lab.ok(&["run", "--rm", image(), "/bin/syscalls"]);
+    assert_eq!(as_root, expected, "as root");
+    let out = lab.rootless(&["pull", image()]).output().unwrap();
+    check(out, 0, &["pull (rootless)"]);
+    let args = ["run", "--rm", "--network", "none", image(), "/bin/syscalls"];
+    let rootless = check(lab.rootless(&args).output().unwrap(), 0, &args);
+    assert_eq!(stdout(&rootless), expected, "rootless");
+    // exec: the container's filter, not the caller's lack of one.
+    lab.ok(&["run", "-d", "--name", "box", image(), "sleep", "1000"]);
+    assert_eq!(lab.ok(&["exec", "box", "/bin/syscalls"]), expected, "exec");
+    lab.ok(&["rm", "-f", "box"]);
+}
+
+/// Attack 13: a silent downgrade. An engine's config.json carries its seccomp profile;
+/// a runtime that drops it runs the container with no filter, and the engine's user never
+/// knows. Bento applies each action and comparison of the profile, in PID 1 and in exec.
+#[test]
+fn an_engines_seccomp_profile_is_applied_to_pid_1_and_exec() {
+    let Some(lab) = Lab::new() else { return };
+    let script = "kill -0 $$; echo signal-0 $?; kill -USR1 $$ 2>/dev/null; echo SIGUSR1 $?; \
+                  mkdir /tmp/plain && echo plain made; \
+                  mv /tmp/plain /tmp/moved 2>&1 | grep -o 'Permission denied'; \
+                  chmod 755 /tmp/plain && echo chmod 755; \
+                  chmod 1777 /tmp/plain 2>&1 | grep -o 'No space left on device'; \
+                  sh -c 'hostname x'; echo hostname $?; \
+                  grep Seccomp: /proc/self/status";
+    let (bundle, mut config) = lab.bundle("bundle", &["sh", "-c", script]);
+    config["root"]["readonly"] = json!(false);
+    let errno = |names: &[&str], errno: u32, args: Value| json!({ "names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": errno, "args": args });
+    config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            // A name this machine does not know is skipped, not an error (as runc).
+            errno(&["rename", "renameat", "renameat2", "no_such_call"], 13, json!([])),
+            // kill(pid, sig): only signal 10, SIGUSR1.
+            errno(&["kill"], 1, json!([{ "index": 1, "value": 10, "op": "SCMP_CMP_EQ" }])),
+            // chmod(path, mode) with the sticky bit: mode & 0o1000 == 0o1000.
+            errno(&["chmod"], 28, json!([{ "index": 1, "value": 0o1000, "valueTwo": 0o1000, "op": "SCMP_CMP_MASKED_EQ" }])),
+            errno(&["fchmodat"], 28, json!([{ "index": 2, "value": 0o1000, "valueTwo": 0o1000, "op": "SCMP_CMP_MASKED_EQ" }])),
+            { "names": ["sethostname"], "action": "SCMP_ACT_KILL_PROCESS" },
+        ]
+    });
+    lab.save(&bundle, &config);
+    let expected = "signal-0 0\nSIGUSR1 1\nplain made\nPermission denied\nchmod 755\nNo space left on device\n\
+                    hostname 159\nSeccomp:\t2\n";
+    let args = [
+        "--root",
+        "state",
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "pid1",
+    ];
+    let out = check(lab.command(&args).output().unwrap(), 0, &args);
+    assert_eq!(stdout(&out), expected, "PID 1");
+    // exec into the same container: the same filter.
+    config["process"]["args"] = json!(["sleep", "1000"]);
+    lab.save(&bundle, &config);
+    let create = [
+        "--root",
+        "state",
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "box",
+    ];
+    let (code, stderr) = lab.engine(&create, "box");
+    assert_eq!(code, Some(0), "{stderr}");
+    lab.ok(&["--root", "state", "start", "box"]);
+    let exec = [
+        "--root",
+        "state",
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        &script
+            .replace("/tmp/plain", "/tmp/plain2")
+            .replace("/tmp/sticky", "/tmp/sticky2"),
+    ];
+    assert_eq!(lab.ok(&exec), expected, "exec");
+    lab.ok(&["--root", "state", "delete", "--force", "box"]);
 }

@@ -114,4 +114,12 @@ fn step_11s_readme_shows_the_same_filter_as_an_oci_profile() {
     assert_eq!(names(&rules[2]), ["clone", "unshare"]);
     assert_eq!(rules[2]["args"][0]["value"], 0x1000_0000, "CLONE_NEWUSER");
     assert_eq!(rules.len(), 3);
+    // Bento's own containers get this very profile.
+    let bento =
+        std::fs::read_to_string(workspace().join("bento/src/default-seccomp.json")).unwrap();
+    let bento: serde_json::Value = serde_json::from_str(&bento).unwrap();
+    assert_eq!(
+        profile, bento,
+        "bento/src/default-seccomp.json is step 11's profile"
+    );
 }

@@ -19,7 +19,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::terminal::shows_on_a_terminal;
-use common::{build_rootfs, built, can_run_as_real_root};
+use common::{build_rootfs, built, can_run_as_real_root, skipped, static_binary};
 
 /// What podman needs here: cgroupfs (no systemd), and limits under the hard nofile of 20000.
 const ULIMITS: [&str; 4] = [
@@ -40,6 +40,10 @@ impl Podman {
         let podman = Podman { dir };
         let rootfs = podman.path("rootfs");
         build_rootfs(&rootfs);
+        // Step 11's probe of the calls its filter refuses, where this machine links it.
+        if let Some(syscalls) = static_binary("syscalls") {
+            std::fs::copy(syscalls, rootfs.join("bin/syscalls")).unwrap();
+        }
         let tarball = podman.path("rootfs.tar");
         let packed = Command::new("tar")
             .arg("-C")
@@ -60,10 +64,15 @@ impl Podman {
 
     /// `podman GLOBAL… ARGS`, with bento as the runtime.
     fn command(&self, args: &[&str]) -> Command {
+        self.command_with(&built("bento"), args)
+    }
+
+    /// `podman GLOBAL… ARGS`, with `runtime` (bento, or runc to compare).
+    fn command_with(&self, runtime: &Path, args: &[&str]) -> Command {
         let mut command = common::podman_in(self.dir.path());
         command
             .arg("--runtime")
-            .arg(built("bento"))
+            .arg(runtime)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -479,4 +488,41 @@ fn only_the_standard_ones(listing: &str) -> bool {
         .lines()
         .take_while(|line| line.trim().parse::<u32>().is_ok())
         .all(|fd| ["0", "1", "2", "3"].contains(&fd.trim()))
+}
+
+/// Podman writes its default seccomp profile into every config.json: with bento as with
+/// runc, it is in force (a runtime that dropped it would run the container with no filter,
+/// and podman's user would never know). Step 11's probe makes each call step 11 refuses:
+/// both runtimes get the very same answers from the kernel.
+#[test]
+fn podmans_seccomp_profile_is_in_force_as_with_runc() {
+    let Some(podman) = podman() else { return };
+    if static_binary("syscalls").is_none() {
+        skipped("step 11's probe must be static, and this machine cannot link it");
+        return;
+    }
+    let args = Podman::run_args(
+        &[],
+        &["sh", "-c", "grep Seccomp: /proc/self/status; /bin/syscalls"],
+        false,
+    );
+    let with_bento = podman.ok(&args);
+    let runc = podman
+        .command_with(Path::new("runc"), &args)
+        .output()
+        .expect("run podman with runc");
+    assert!(runc.status.success(), "{runc:?}");
+    assert_eq!(with_bento, String::from_utf8_lossy(&runc.stdout));
+    assert!(with_bento.starts_with("Seccomp:\t2\n"), "{with_bento}");
+    // Calls podman's profile does not list get its default answer, ENOSYS: only a filter
+    // says that (without one, the kernel looks at the arguments: EFAULT, EINVAL).
+    for call in ["add_key", "request_key"] {
+        assert!(
+            with_bento
+                .lines()
+                .any(|line| line.starts_with(call) && line.ends_with("ENOSYS")),
+            "{call}: {with_bento}"
+        );
+    }
+    podman.assert_nothing_left();
 }

@@ -84,8 +84,8 @@ pub fn build_config(
     // Steps 01-09 in config.json's words: the namespaces, the hostname, /proc, a /dev of
     // its own with devpts and shm; and what runc and podman give every container, so that
     // root inside keeps only what it needs (step 11): a short list of capabilities,
-    // no_new_privs, and the parts of /proc and /sys that speak for the whole machine
-    // hidden or read-only.
+    // no_new_privs, step 11's seccomp filter, and the parts of /proc and /sys that speak
+    // for the whole machine hidden or read-only.
     let mut namespaces = vec![
         json!({ "type": "uts" }),
         json!({ "type": "ipc" }),
@@ -97,6 +97,8 @@ pub fn build_config(
         "resources": resources,
         "maskedPaths": MASKED_PATHS,
         "readonlyPaths": READONLY_PATHS,
+        "seccomp": serde_json::from_str::<serde_json::Value>(crate::seccomp::DEFAULT_PROFILE)
+            .context("bento's default seccomp profile is not JSON")?,
     });
     if nix::unistd::geteuid().is_root() {
         // A cgroup of its own, next to bento's, even without limits: `pause`, `ps` and

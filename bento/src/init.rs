@@ -165,13 +165,13 @@ fn enter(spec: &Spec, console: Option<&Console>) -> Result<CString> {
     Ok(program)
 }
 
-/// The ending both inits share, second half: a keyring of its own; last, once nothing
-/// more needs root's powers, the user, limits and capabilities; the caller's descriptors
-/// marked to close; then execve(2). Returns only on failure.
+/// The ending both inits share, second half: a keyring of its own; the caller's
+/// descriptors marked to close; last, once nothing more needs root's powers, the user,
+/// limits, capabilities and the seccomp filter; then execve(2). Returns only on failure.
 fn become_command(program: &CString, spec: &Spec) -> anyhow::Error {
     let prepared = caller::fresh_keyring()
-        .and_then(|()| privileges::apply(spec))
-        .and_then(|()| caller::close_callers_descriptors(spec.preserve_fds));
+        .and_then(|()| caller::close_callers_descriptors(spec.preserve_fds))
+        .and_then(|()| privileges::apply(spec));
     if let Err(error) = prepared {
         return error;
     }

@@ -1,6 +1,6 @@
 //! # Bento: a rootless container runtime, made of the workshop's lessons
 //!
-//! The steps (`steps/00-baseline` … `steps/10-pty`) each run one container for as long as
+//! The steps (`steps/00-baseline` … `steps/12-network`) each run one container for as long as
 //! the step runs. Bento puts their lessons together into a runtime whose containers
 //! outlive the command that made them: `bento create`, `start`, `exec`, `status`, `stop`,
 //! `kill`, plus `run`, `logs`, `rm`, `pull` and `images`; and it speaks the OCI runtime
@@ -19,6 +19,8 @@
 //! - [`net`]: step 08, a network namespace with `lo` up;
 //! - [`dev`]: step 09, a /dev of the container's own;
 //! - [`terminal`]: step 10, a pseudoterminal from the container's devpts, relayed;
+//! - [`privileges`] and [`seccomp`]: step 11, least privilege: the user, capabilities,
+//!   rlimits and no_new_privs, then a seccomp filter compiled from a profile, last;
 //! - [`network`] and [`ports`]: step 12, a way out (slirp4netns, a user-mode network stack
 //!   on a tap device) and a way in (`-p`: listening sockets made on the host, relayed by a
 //!   helper that joined the container's network namespace).
@@ -39,7 +41,6 @@
 //! - [`init`]: the two ways into a container, side by side: PID 1's table of contents (the
 //!   lessons, in the kernel's order) and `exec`'s, which share one ending;
 //! - [`rootfs`]: config.json's mounts beneath the root, masked and read-only paths, sysctl;
-//! - [`privileges`]: the user, capabilities, rlimits and no_new_privs, applied last;
 //! - [`gate`]: the create/start split: PID 1 waits on a FIFO until `bento start`;
 //! - [`join`]: `exec`'s lesson: entering a running container's namespaces with setns(2);
 //! - [`message`]: the one-byte messages bento's processes send each other;
@@ -84,6 +85,7 @@ pub mod proc;
 pub mod process;
 pub mod rootfs;
 pub mod sealed;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod supervisor;

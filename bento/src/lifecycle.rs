@@ -112,11 +112,6 @@ pub fn create(
     for what in &spec.not_applied {
         eprintln!("bento: warning: {what}");
     }
-    if spec.seccomp {
-        eprintln!(
-            "bento: warning: config.json's seccomp profile is not applied (`bento features` says what is)"
-        );
-    }
     let attached = matches!(how, How::Attached);
     let (container, lock) = Container::create(home, name, &spec)?;
     let made = (|| -> Result<Created> {

@@ -7,9 +7,10 @@
 //! capabilities (capabilities(7)): `CAP_CHOWN`, `CAP_KILL`… but no `CAP_SYS_ADMIN`, so no
 //! mount, no module loading, no reboot.
 //!
-//! Not applied: the seccomp profile (`linux.seccomp`). Real runtimes compile it to a BPF
-//! program (libseccomp) and load it last, with seccomp(2); bento says so on stderr when a
-//! config.json has one, and in `bento features`.
+//! Then the seccomp filter (seccomp.rs), the very last thing, as in step 11. Without
+//! no_new_privs the kernel takes a filter only from a process holding CAP_SYS_ADMIN: the
+//! filter is loaded before the capabilities are dropped then, as runc does (and must allow
+//! the few calls that follow: setgroups, setresuid, capset, prctl).
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -85,7 +86,8 @@ const RLIMITS: [(&str, u32); 16] = [
     ("RLIMIT_RTTIME", libc::RLIMIT_RTTIME as u32),
 ];
 
-/// Applies the process's limits, user and capabilities, in the order the kernel needs.
+/// Applies the process's limits, user, capabilities and seccomp filter, in the order the
+/// kernel needs.
 pub fn apply(spec: &Spec) -> Result<()> {
     for limit in &spec.rlimits {
         set_rlimit(&limit.kind, limit.soft, limit.hard)?;
@@ -98,6 +100,10 @@ pub fn apply(spec: &Spec) -> Result<()> {
         // prctl(2) PR_SET_NO_NEW_PRIVS: no exec from now on may gain privileges (setuid
         // binaries, file capabilities). It is what lets an unprivileged process load seccomp.
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("prctl(PR_SET_NO_NEW_PRIVS) failed")?;
+    }
+    let filter = spec.syscall_filter.as_ref();
+    if let Some(filter) = filter.filter(|_| !spec.no_new_privileges) {
+        crate::seccomp::load(filter)?;
     }
     if let Some(caps) = &spec.capabilities {
         // The bounding set limits what any later exec can gain: drop what is not listed,
@@ -116,6 +122,9 @@ pub fn apply(spec: &Spec) -> Result<()> {
     set_user(spec)?;
     if let Some(caps) = &spec.capabilities {
         set_capabilities(caps)?;
+    }
+    if let Some(filter) = filter.filter(|_| spec.no_new_privileges) {
+        crate::seccomp::load(filter)?;
     }
     Ok(())
 }

@@ -97,9 +97,10 @@ pub struct Spec {
     pub readonly_paths: Vec<String>,
     #[serde(default)]
     pub sysctl: BTreeMap<String, String>,
-    /// A seccomp profile was given (bento does not apply it: see `bento features`).
+    /// `linux.seccomp`, compiled at create (seccomp.rs): loaded last by PID 1 and by
+    /// every `bento exec`.
     #[serde(default)]
-    pub seccomp: bool,
+    pub syscall_filter: Option<crate::seccomp::Filter>,
     /// A detached container's log rotates at this size (log.rs).
     #[serde(default)]
     pub log_size_max: Option<u64>,
@@ -192,10 +193,9 @@ impl Spec {
     /// Reads the bundle's `config.json` and turns it into a spec. Taken: `root`,
     /// `mounts`, `hostname`, `process` (args, env, cwd, terminal, user, capabilities,
     /// rlimits, noNewPrivileges, oomScoreAdj), `linux` (namespaces, uid/gid mappings,
-    /// devices, maskedPaths, readonlyPaths, sysctl, resources.memory.limit and
-    /// .pids.limit) and `annotations`. Left out, as `bento features` says: hooks,
-    /// apparmor and SELinux labels, the seccomp profile, the other resources
-    /// (cpu, io, devices cgroup), `linux.rootfsPropagation`, intelRdt, personality.
+    /// devices, maskedPaths, readonlyPaths, sysctl, resources, seccomp) and
+    /// `annotations`. Left out, as `bento features` says: hooks, apparmor and SELinux
+    /// labels, a seccomp agent, `linux.rootfsPropagation`, intelRdt, personality.
     pub fn from_config(bundle: &Path) -> Result<Spec> {
         let path = bundle.join("config.json");
         let text = std::fs::read(&path)
@@ -204,6 +204,7 @@ impl Spec {
         let json: serde_json::Value = serde_json::from_slice(&text)
             .with_context(|| format!("{} is not JSON", path.display()))?;
         check_capabilities(&json)?;
+        crate::seccomp::check(&json["linux"]["seccomp"])?;
         let config: Config = serde_json::from_value(json)
             .with_context(|| format!("{} is not an OCI config", path.display()))?;
         Spec::from_oci(&config, bundle)
@@ -311,7 +312,12 @@ impl Spec {
                 .unwrap_or_default()
                 .into_iter()
                 .collect(),
-            seccomp: linux.seccomp().is_some(),
+            syscall_filter: linux
+                .seccomp()
+                .as_ref()
+                .map(crate::seccomp::compile)
+                .transpose()
+                .context("cannot compile config.json's linux.seccomp")?,
             annotations,
             ..Spec::default()
         };
