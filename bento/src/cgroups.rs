@@ -385,7 +385,8 @@ pub struct Cgroup {
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     /// `linux.cgroupsPath`: absolute (from the hierarchy's root) or relative (next to
-    /// bento's own cgroup); none: `bento-NAME`, relative.
+    /// bento's own cgroup); none: `bento-NAME`, relative (config.rs names bento's own
+    /// containers' cgroups).
     pub path: Option<&'a str>,
     pub name: &'a str,
     pub resources: &'a Resources,

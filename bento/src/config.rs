@@ -49,6 +49,7 @@ pub fn build_config(
     image: &Pulled,
     command: &[String],
     options: &Options,
+    bundle: &Path,
 ) -> Result<serde_json::Value> {
     let hostname = options.hostname.clone().unwrap_or_else(|| name.to_string());
     crate::state::check_hostname(&hostname)?;
@@ -104,7 +105,7 @@ pub fn build_config(
         // A cgroup of its own, next to bento's, even without limits: `pause`, `ps` and
         // `update` work on every container (rootless, only with limits: a cgroup needs a
         // delegated subtree, which not every machine gives).
-        linux["cgroupsPath"] = json!(format!("bento-{name}"));
+        linux["cgroupsPath"] = json!(cgroup_name(name, bundle));
     } else {
         // Rootless: a user namespace first (step 02), uid 0 inside mapped to us outside.
         // As root, there is none, as with runc and podman as root: root inside is the
@@ -157,6 +158,26 @@ pub fn build_config(
         config["annotations"][key] = json!(value);
     }
     Ok(config)
+}
+
+/// The cgroup of a container of bento's own, as root: `bento-NAME`, next to bento's. A
+/// second home (`BENTO_HOME`: a test, a second user of sudo) may have a container of the same
+/// name at the same time: outside the default home, the name also carries a short hash of
+/// the container's directory (`bento-NAME-1a2b3c4d`), or the two would share one cgroup and
+/// the first removed would take it from the other.
+fn cgroup_name(name: &str, bundle: &Path) -> String {
+    if bundle.starts_with(crate::home::ROOT_CONTAINERS) {
+        return format!("bento-{name}");
+    }
+    // FNV-1a: short, stable from one bento to the next (std's hasher is neither promised).
+    let hash = bundle
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0x811c_9dc5u32, |hash, byte| {
+            (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
+        });
+    format!("bento-{name}-{hash:08x}")
 }
 
 /// The capabilities a container's root keeps (capabilities(7)): podman's default list.
@@ -212,7 +233,7 @@ pub fn build_spec(
     options: &Options,
     bundle: &Path,
 ) -> Result<(Vec<u8>, Spec)> {
-    let config = build_config(name, image, command, options)?;
+    let config = build_config(name, image, command, options, bundle)?;
     let parsed: oci_spec::runtime::Spec =
         serde_json::from_value(config.clone()).context("bento wrote a bad config.json")?;
     let spec = Spec::from_oci(&parsed, bundle)?;

@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use plumbing::Hint;
 
+/// Root's containers, where runc keeps its (/run/runc).
+pub const ROOT_CONTAINERS: &str = "/run/bento/containers";
+
 /// bento's directories for this user.
 #[derive(Debug, Clone)]
 pub struct Home {
@@ -53,7 +56,7 @@ impl Home {
             // Where runc and podman keep theirs, whatever HOME and XDG_* say.
             return Ok(Home {
                 images: PathBuf::from("/var/lib/bento/images"),
-                containers: PathBuf::from("/run/bento/containers"),
+                containers: PathBuf::from(ROOT_CONTAINERS),
             });
         }
         let data = match var("XDG_DATA_HOME") {
