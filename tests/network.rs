@@ -199,13 +199,17 @@ fn a_container_reaches_a_server_on_the_hosts_loopback_at_10_0_2_2_when_asked() {
     assert_eq!(server.stop(), 1, "the server saw one request");
     assert_eq!(out.success(), "hello from the host's loopback\n");
     default.status(1);
-    // The default network: lo, and tap0 with slirp4netns's address and the default route.
-    let script = "ip -o -4 addr | cut -d ' ' -f 2,7; ip route";
+    // The default network: lo, and tap0 with slirp4netns's address and the default route;
+    // names through slirp4netns's DNS forwarder.
+    let script = "ip -o -4 addr | cut -d ' ' -f 2,7; ip route; cat /etc/resolv.conf";
     assert_eq!(
         boxes.ok(&["run", "--rm", image(), "sh", "-c", script]),
         "lo 127.0.0.1/8\ntap0 10.0.2.100/24\ndefault via 10.0.2.2 dev tap0 \n\
-         10.0.2.0/24 dev tap0 scope link  src 10.0.2.100 \n"
+         10.0.2.0/24 dev tap0 scope link  src 10.0.2.100 \nnameserver 10.0.2.3\n"
     );
+    // Without a way out, no DNS server: the image's /etc (here without a resolv.conf).
+    let none = ["run", "--rm", "--network", "none", image(), "ls", "/etc"];
+    assert!(!boxes.ok(&none).contains("resolv.conf"));
     let only_lo = boxes.ok(&[
         "run",
         "--rm",

@@ -157,6 +157,11 @@ pub fn build_config(
     for (key, value) in crate::network::annotations(network, &ports) {
         config["annotations"][key] = json!(value);
     }
+    if let Some(mount) = crate::network::dns_mount(network, &image.rootfs, bundle)
+        && let Some(mounts) = config["mounts"].as_array_mut()
+    {
+        mounts.push(mount);
+    }
     Ok(config)
 }
 

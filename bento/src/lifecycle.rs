@@ -119,6 +119,16 @@ pub fn create(
         if let Some(config) = &config {
             container.save_config(config)?;
         }
+        if spec
+            .mounts
+            .iter()
+            .any(|m| m.destination == "/etc/resolv.conf")
+            && spec
+                .network
+                .is_some_and(|mode| mode != crate::network::Mode::None)
+        {
+            container.save_resolv_conf()?;
+        }
         if let Some(bundle) = bundle {
             // An engine's bundle is where its config.json is, not our directory.
             state.bundle = bundle;

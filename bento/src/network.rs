@@ -18,9 +18,11 @@
 //! pid when the container ends ([`Running::stop`]); their pids are in the state, for
 //! `bento rm` to stop any a killed supervisor left ([`tear_down`]).
 //!
-//! Where bento simplifies: no /etc/resolv.conf is written (slirp4netns answers DNS at
-//! 10.0.2.3; podman bind-mounts a resolv.conf naming it), IPv4 only, and pasta (the
-//! passt package) is not offered.
+//! Names: slirp4netns answers DNS at 10.0.2.3, forwarding to the host's resolver. A
+//! container's /etc/resolv.conf says so: a file of the container's own directory, bound
+//! over the image's (as podman does), so the image is never written ([`dns_mount`]).
+//!
+//! Where bento simplifies: IPv4 only, and pasta (the passt package) is not offered.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -86,6 +88,28 @@ impl Mode {
             )),
         }
     }
+}
+
+/// The container's /etc/resolv.conf with slirp4netns: its DNS forwarder.
+pub const RESOLV_CONF: &str = "nameserver 10.0.2.3\n";
+/// Its name in the container's directory.
+pub const RESOLV_CONF_FILE: &str = "resolv.conf";
+
+/// The mount that puts [`RESOLV_CONF`] on /etc/resolv.conf, for a container with a way out
+/// whose directory is `bundle` (the file is written there at create). None without one,
+/// and where the image's /etc/resolv.conf is a symlink: it may lead nowhere inside the
+/// image, and what it leads to is the image's business.
+pub fn dns_mount(mode: Mode, image_root: &Path, bundle: &Path) -> Option<serde_json::Value> {
+    let image_file = image_root.join("etc/resolv.conf");
+    if mode == Mode::None || image_file.is_symlink() {
+        return None;
+    }
+    Some(serde_json::json!({
+        "destination": "/etc/resolv.conf",
+        "type": "bind",
+        "source": bundle.join(RESOLV_CONF_FILE),
+        "options": ["bind", "nosuid", "nodev", "noexec"],
+    }))
 }
 
 impl std::fmt::Display for Mode {

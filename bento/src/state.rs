@@ -467,6 +467,12 @@ impl Container {
         write_atomically(&self.file("config.json"), config, 0o600)
     }
 
+    /// Writes the container's /etc/resolv.conf, bound over the image's (network.rs).
+    pub fn save_resolv_conf(&self) -> Result<()> {
+        let file = self.file(crate::network::RESOLV_CONF_FILE);
+        write_atomically(&file, crate::network::RESOLV_CONF.as_bytes(), 0o644)
+    }
+
     /// What a command that changed the container prints: its name, for bento's own
     /// containers; nothing for an engine's (the OCI command line prints nothing).
     pub fn print_name(&self) {
