@@ -240,6 +240,80 @@ fn several_id_ranges_are_mapped_as_root_and_refused_clearly_rootless() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// Rootless, with ranges of its own in /etc/subuid and /etc/subgid, nobody gets several
+/// ranges through newuidmap/newgidmap, as rootless podman does. The host's /etc is left
+/// alone: the test gives nobody its ranges in a mount namespace of its own, with an overlay
+/// on /etc there holding the two files, and runs bento as nobody inside it.
+#[test]
+fn several_id_ranges_rootless_come_from_newuidmap_and_etc_subuid() {
+    let Some(pod) = Pod::new() else { return };
+    if !common::have("newuidmap", "sudo apt install uidmap") {
+        return;
+    }
+    let ranges = json!([
+        { "containerID": 0, "hostID": NOBODY, "size": 1 },
+        { "containerID": 1, "hostID": 300000, "size": 1000 },
+    ]);
+    let script = "cat /proc/self/uid_map /proc/self/gid_map; id -u";
+    let bundle = pod.bundle("subids", &["sh", "-c", script], |c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "type": "user" }));
+        c["linux"]["uidMappings"] = ranges.clone();
+        c["linux"]["gidMappings"] = ranges.clone();
+    });
+    std::fs::set_permissions(
+        pod.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (upper, work) = (pod.path("etc-upper"), pod.path("etc-work"));
+    std::fs::create_dir(&upper).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    for file in ["subuid", "subgid"] {
+        std::fs::write(upper.join(file), "nobody:300000:65536\n").unwrap();
+    }
+    let state = pod.path("nobody-state");
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(NOBODY), Some(NOBODY)).unwrap();
+    let inside = format!(
+        "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc && \
+         exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups \
+         {} --root {} run --bundle {} subids",
+        upper.display(),
+        work.display(),
+        built("bento").display(),
+        state.display(),
+        bundle.display(),
+    );
+    let output = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &inside])
+        .env("PATH", common::SYSTEM_PATH)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{out}{err}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let nobody = NOBODY.to_string();
+    assert_eq!(lines[0], ["0", nobody.as_str(), "1"], "{out}");
+    assert_eq!(lines[1], ["1", "300000", "1000"], "{out}");
+    assert_eq!(lines[2..4], lines[0..2], "gid_map: {out}");
+    assert_eq!(lines[4], ["0"], "root inside: {out}");
+    assert!(
+        !std::path::Path::new("/etc/subuid").exists()
+            || !std::fs::read_to_string("/etc/subuid")
+                .unwrap_or_default()
+                .contains("300000"),
+        "the host's /etc/subuid was left alone"
+    );
+}
+
 #[test]
 fn device_nodes_have_exactly_their_mode_owner_and_type() {
     let Some(pod) = Pod::new() else { return };
