@@ -119,6 +119,7 @@ fn image() -> &'static str {
             let syscalls = std::fs::read(syscalls().expect("checked by Lab::new")).unwrap();
             let applets = [
                 "sh", "cat", "echo", "grep", "wc", "umount", "ls", "sleep", "touch", "id", "true",
+                "ln",
             ];
             let extra = [
                 Entry::File("bin/probe", &probe, 0o755),
@@ -845,7 +846,7 @@ type Edit = fn(&mut Value);
 fn configs_runc_refuses_are_refused_at_create() {
     let Some(lab) = Lab::new() else { return };
     let (bundle, config) = lab.bundle("bundle", &["id", "-u"]);
-    let cases: [(&str, Edit); 6] = [
+    let cases: [(&str, Edit); 11] = [
         ("uid", |c| {
             c["process"]["user"]["uid"] = json!(4294967295u32)
         }),
@@ -865,6 +866,27 @@ fn configs_runc_refuses_are_refused_at_create() {
         ("SCMP_ACT_SOMETIMES", |c| {
             c["linux"]["seccomp"] = json!({ "defaultAction": "SCMP_ACT_SOMETIMES" })
         }),
+        // A profile too big for the kernel (4096 instructions): bento accepted it, and PID 1
+        // failed after `start` had returned 0 (EINVAL); past 65535, libseccomp crashed.
+        ("instructions", |c| {
+            c["linux"]["seccomp"] = kill_rules(2000, "SCMP_CMP_MASKED_EQ")
+        }),
+        ("instructions", |c| {
+            c["linux"]["seccomp"] = kill_rules(40000, "SCMP_CMP_EQ")
+        }),
+        // Sysctls of the whole machine, written by PID 1 as the host's root (attack 15).
+        ("kernel.core_pattern", |c| {
+            c["linux"]["sysctl"] = json!({ "kernel.core_pattern": "|/tmp/pwn" })
+        }),
+        ("net.ipv4/../../kernel/core_pattern", |c| {
+            c["linux"]["sysctl"] = json!({ "net.ipv4/../../kernel/core_pattern": "|/tmp/pwn" })
+        }),
+        // The IPC settings of the host's IPC namespace: no namespace of the container's own.
+        ("kernel.shmmax", |c| {
+            let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
+            namespaces.retain(|ns| ns["type"] != "ipc");
+            c["linux"]["sysctl"] = json!({ "kernel.shmmax": "1" })
+        }),
     ];
     for (what, edit) in cases {
         let mut broken = config.clone();
@@ -878,7 +900,7 @@ fn configs_runc_refuses_are_refused_at_create() {
             bundle.to_str().unwrap(),
             "bad",
         ];
-        let (code, stderr) = lab.engine(&args, what);
+        let (code, stderr) = lab.engine(&args, &what.replace('/', "_"));
         if code == Some(0) {
             lab.engine(&["--root", "state", "delete", "--force", "bad"], "cleanup");
         }
@@ -911,6 +933,14 @@ fn configs_runc_refuses_are_refused_at_create() {
     ];
     let out = check(lab.command(&args).output().unwrap(), 0, &args);
     assert_eq!(stdout(&out), "0\n");
+}
+
+/// A profile of `rules` rules, each refusing kill(2) for one value of its second argument
+/// (compared with `op`, on all 64 bits): 2000 with SCMP_CMP_MASKED_EQ make 6035
+/// instructions, 40000 with SCMP_CMP_EQ 40021.
+fn kill_rules(rules: u64, op: &'static str) -> Value {
+    let rule = |n: u64| json!({ "names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{ "index": 1, "value": n + (1 << 40), "valueTwo": 3, "op": op }] });
+    json!({ "defaultAction": "SCMP_ACT_ALLOW", "syscalls": (0..rules).map(rule).collect::<Vec<_>>() })
 }
 
 /// A detached container's log grew without bound (280 MiB/s with `yes`): it is rotated at
@@ -1034,4 +1064,155 @@ fn an_engines_seccomp_profile_is_applied_to_pid_1_and_exec() {
     ];
     assert_eq!(lab.ok(&exec), expected, "exec");
     lab.ok(&["--root", "state", "delete", "--force", "box"]);
+}
+
+/// Attack 14: the working directory (CVE-2024-21626, runc's "leaky vessels"). PID 1 and
+/// exec's process entered it while they still held descriptors of the host: the caller's
+/// (`7</secrets`), the pid file's directory, the gate's. A working directory of
+/// /proc/self/fd/N, given with `-w`, in process.cwd, or through a symlink in the container,
+/// started the command in the host's tree, whose `..` climbs to the host's /.
+#[test]
+fn the_working_directory_never_leads_to_the_hosts_files() {
+    let Some(lab) = Lab::new() else { return };
+    let secrets = lab.path("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("shadow"), "root:secret\n").unwrap();
+    let refused = |output: Output, who: &str| {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stdout(&output).contains("secret") && output.status.code() != Some(0),
+            "{who}: the command ran in the host's directory: {}{stderr}",
+            stdout(&output)
+        );
+        assert!(
+            stderr.contains("cannot enter the working directory"),
+            "{who}: {stderr}"
+        );
+    };
+    // run, in the caller's descriptor 7.
+    let mut run = lab.command(&[
+        "run",
+        "--rm",
+        "-w",
+        "/proc/self/fd/7",
+        image(),
+        "cat",
+        "shadow",
+    ]);
+    with_fd_7(&mut run, &secrets);
+    refused(run.output().unwrap(), "run -w /proc/self/fd/7");
+    // exec, in the caller's descriptor, in bento's own (the pid file's directory), and
+    // through a symlink the container planted.
+    lab.ok(&["run", "-d", "--name", "box", image(), "sleep", "1000"]);
+    lab.ok(&["exec", "box", "ln", "-s", "/proc/self/fd/7", "/tmp/door"]);
+    let pid_file = secrets.join("pid");
+    for cwd in (3..=12)
+        .map(|n| format!("/proc/self/fd/{n}"))
+        .chain(["/tmp/door".into()])
+    {
+        let args = [
+            "exec",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "-w",
+            &cwd,
+            "box",
+            "cat",
+            "shadow",
+        ];
+        let mut exec = lab.command(&args);
+        with_fd_7(&mut exec, &secrets);
+        refused(exec.output().unwrap(), &format!("exec -w {cwd}"));
+    }
+    lab.ok(&["rm", "-f", "box"]);
+    // An engine's config.json, PID 1 at the gate: every descriptor it holds.
+    let (bundle, mut config) = lab.bundle("bundle", &["cat", "shadow"]);
+    for n in 3..=24 {
+        config["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
+        lab.save(&bundle, &config);
+        let args = [
+            "--root",
+            "state",
+            "create",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "cwd",
+        ];
+        let mut create = lab.command(&args);
+        with_fd_7(&mut create, &secrets);
+        let output = create.output().unwrap();
+        if output.status.success() {
+            lab.engine(&["--root", "state", "delete", "--force", "cwd"], "cleanup");
+        }
+        refused(output, &format!("create, process.cwd /proc/self/fd/{n}"));
+    }
+}
+
+/// Attack 16: PID 1 ran from bento's binary on the host until its exec, in a PID namespace
+/// of its own (where nobody else could see it). The exec itself led back: a command that is
+/// a script starting with `#!/proc/self/exe` made the kernel run bento's binary as the
+/// container's process, the image's ld.so ran with it, and wrote over bento through
+/// /proc/self/exe. PID 1 runs from the sealed copy, as exec's process does; seen here at
+/// the gate, before its exec, for bento's own containers and for an engine's.
+#[test]
+fn pid_1_runs_from_bentos_sealed_copy() {
+    let Some(lab) = Lab::new() else { return };
+    let exe = |state: &Path, name: &str| {
+        let state: Value =
+            serde_json::from_slice(&std::fs::read(state.join(name).join("state.json")).unwrap())
+                .unwrap();
+        let pid = state["init"]["pid"].as_i64().unwrap();
+        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap()
+    };
+    lab.ok(&["create", "own", image(), "true"]);
+    let own = exe(&lab.path("home/containers"), "own");
+    lab.ok(&["rm", "-f", "own"]);
+    let own = own.to_string_lossy();
+    assert!(own.starts_with("/memfd:bento"), "bento's own: {own}");
+    let (bundle, _) = lab.bundle("bundle", &["true"]);
+    let create = [
+        "--root",
+        "state",
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "engine",
+    ];
+    let (code, stderr) = lab.engine(&create, "engine");
+    assert_eq!(code, Some(0), "{stderr}");
+    let engine = exe(&lab.path("state"), "engine");
+    lab.ok(&["--root", "state", "delete", "--force", "engine"]);
+    let engine = engine.to_string_lossy();
+    assert!(engine.starts_with("/memfd:bento"), "an engine's: {engine}");
+}
+
+/// Attack 17: masks made of the image's /dev/null. Masks are copies of /dev/null, taken
+/// after pivot_root: with no /dev of its own in config.json, that was the image's, a symlink
+/// to /proc/sys/kernel/core_pattern, and /proc/keys (/proc/kcore, …) became a writable copy
+/// of the host's core_pattern. Masks are copies of the host's /dev/null now, checked to be 1:3.
+#[test]
+fn masks_are_the_hosts_dev_null_whatever_the_image_holds() {
+    let Some(lab) = Lab::new() else { return };
+    let script = "wc -c < /proc/keys; ls -l /proc/keys";
+    let (bundle, mut config) = lab.bundle("bundle", &["sh", "-c", script]);
+    let mounts = config["mounts"].as_array_mut().unwrap();
+    mounts.retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+    lab.save(&bundle, &config);
+    let null = bundle.join("rootfs/dev/null");
+    let _ = std::fs::remove_file(&null);
+    std::fs::create_dir_all(null.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", &null).unwrap();
+    let args = [
+        "--root",
+        "state",
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "null",
+    ];
+    let out = stdout(&check(lab.command(&args).output().unwrap(), 0, &args));
+    assert!(
+        out.starts_with("0\nc"),
+        "/proc/keys is not the null device: {out}"
+    );
 }

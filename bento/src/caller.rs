@@ -16,9 +16,11 @@
 //!   with no name gives the process a new, empty one (keyctl(2)).
 //! - **The descriptors** (CVE-2024-21626). A descriptor the caller left open (`7</`, a
 //!   leaked directory) leads outside the container's root: through /proc/self/fd/7 a
-//!   process inside reads the host's files. close_range(2) CLOSE_RANGE_CLOEXEC marks every
-//!   descriptor past 2 (past the ones an engine asked to pass, `--preserve-fds`) to close
-//!   at the exec.
+//!   process inside reads the host's files. close_range(2) closes every descriptor past 2
+//!   (past the ones an engine asked to pass, `--preserve-fds`) before the exec; the
+//!   working directory is found beneath the root, never through /proc/self/fd (init.rs).
+
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -47,12 +49,27 @@ pub fn fresh_keyring() -> Result<()> {
     }
 }
 
-/// close_range(2) CLOSE_RANGE_CLOEXEC: every descriptor from 3 + `passed` on closes at
-/// the exec (stdin, stdout, stderr and the `passed` an engine hands on stay).
-pub fn close_callers_descriptors(passed: u32) -> Result<()> {
+/// close_range(2): every descriptor from 3 + `passed` on is closed, now, but `keep`
+/// (stdin, stdout, stderr and the `passed` an engine hands on stay). Marking them
+/// close-on-exec is not enough: execve(2) opens the program, its `#!` interpreter and
+/// its ELF interpreter *before* it closes those, and each path may lead through
+/// /proc/self/fd/N.
+pub fn close_callers_descriptors(passed: u32, keep: Option<BorrowedFd>) -> Result<()> {
     let first = 3u32.saturating_add(passed);
-    // SAFETY: close_range(2) with two numbers and a flag.
-    let done = unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as _) };
-    Errno::result(done).context("cannot close the caller's descriptors (close_range)")?;
+    let keep = keep
+        .and_then(|fd| u32::try_from(fd.as_raw_fd()).ok())
+        .filter(|&fd| fd >= first);
+    let ranges = match keep {
+        Some(fd) if fd == first => vec![(fd + 1, u32::MAX)],
+        Some(fd) => vec![(first, fd - 1), (fd.saturating_add(1), u32::MAX)],
+        None => vec![(first, u32::MAX)],
+    };
+    for (from, to) in ranges {
+        // SAFETY: close_range(2) with two numbers. The descriptors it closes are bento's
+        // own or the caller's; none is used again in this process, which execs next or
+        // exits with an error.
+        let done = unsafe { libc::close_range(from, to, 0) };
+        Errno::result(done).context("cannot close the caller's descriptors (close_range)")?;
+    }
     Ok(())
 }

@@ -12,11 +12,12 @@
 //! for, and exec.
 
 use std::ffi::CString;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use nix::unistd::{AccessFlags, access, chdir, execve};
+use nix::unistd::{AccessFlags, access, execve};
 use plumbing::Hint;
 
 use crate::gate::Gate;
@@ -51,12 +52,15 @@ pub struct Init<'a> {
     pub console: Option<&'a Console>,
     /// Die with the supervisor (bento's own); not when an engine waits for PID 1.
     pub die_with_parent: bool,
+    /// The pipe on which PID 1 tells the supervisor that it failed: the one descriptor of
+    /// bento's that stays open until the exec (a pipe leads to no file).
+    pub report: BorrowedFd<'a>,
 }
 
 /// PID 1: becomes the container; returns only with the error that stopped it.
 pub fn container(init: &Init, start: Start) -> anyhow::Error {
     match prepare(init, start) {
-        Ok(program) => become_command(&program, init.spec),
+        Ok(program) => become_command(&program, init.spec, Some(init.report)),
         Err(error) => error,
     }
 }
@@ -75,7 +79,7 @@ pub fn exec(
         enter(spec, console)
     })();
     match entered {
-        Ok(program) => become_command(&program, spec),
+        Ok(program) => become_command(&program, spec, None),
         Err(error) => error,
     }
 }
@@ -105,9 +109,10 @@ fn prepare(init: &Init, start: Start) -> Result<CString> {
             // config.json's mounts, in order: /proc (step 05), /dev and /dev/pts (step 09)…
             rootfs::mount_all(&root, &spec.mounts)?;
             dev::create_devices(&root, spec)?;
+            let null = rootfs::host_dev_null()?;
             let gate = hold_the_gate(&start)?;
             mounts::pivot_into(&root)?;
-            rootfs::finish(spec)?;
+            rootfs::finish(spec, &null)?;
             gate
         }
         // Another container's (a pod's): its files, as they are there.
@@ -155,9 +160,7 @@ fn hold_the_gate(start: &Start) -> Result<Option<Gate>> {
 /// the caller's terminal is not its controlling terminal (caller.rs).
 fn enter(spec: &Spec, console: Option<&Console>) -> Result<CString> {
     let program = find_program(spec)?;
-    chdir(spec.cwd.as_str())
-        .with_context(|| format!("cannot enter the working directory {}", spec.cwd))
-        .hint("the directory must exist in the container (-w DIR, or process.cwd)")?;
+    enter_working_directory(&spec.cwd)?;
     match console {
         Some(console) => terminal::attach_to_terminal(console)?,
         None => caller::leave_callers_session()?,
@@ -165,12 +168,30 @@ fn enter(spec: &Spec, console: Option<&Console>) -> Result<CString> {
     Ok(program)
 }
 
-/// The ending both inits share, second half: a keyring of its own; the caller's
-/// descriptors marked to close; last, once nothing more needs root's powers, the user,
-/// limits, capabilities and the seccomp filter; then execve(2). Returns only on failure.
-fn become_command(program: &CString, spec: &Spec) -> anyhow::Error {
+/// The working directory, found *beneath* the container's root (openat2(2)
+/// RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS), then entered by its descriptor (fchdir(2)).
+/// Bento still holds descriptors of the host here (the caller's, a pid file's directory,
+/// a cgroup's): a plain chdir(2) to `/proc/self/fd/N`, or to a symlink in the image that
+/// leads there, would start the command in the host's tree, where `..` climbs to the
+/// host's / (CVE-2024-21626, runc's "leaky vessels").
+fn enter_working_directory(cwd: &str) -> Result<()> {
+    let entered = rootfs::open_dir(Path::new("/")).and_then(|root| {
+        let dir = rootfs::beneath(&root, cwd)?;
+        nix::unistd::fchdir(&dir)?;
+        Ok(())
+    });
+    entered
+        .with_context(|| format!("cannot enter the working directory {cwd}"))
+        .hint("the directory must exist in the container, and not lead out of it through /proc (-w DIR, or process.cwd)")
+}
+
+/// The ending both inits share, second half: a keyring of its own; every descriptor
+/// closed but stdin, stdout, stderr, those the engine passes and `keep` (PID 1's pipe to
+/// its supervisor); last, once nothing more needs root's powers, the user, limits,
+/// capabilities and the seccomp filter; then execve(2). Returns only on failure.
+fn become_command(program: &CString, spec: &Spec, keep: Option<BorrowedFd>) -> anyhow::Error {
     let prepared = caller::fresh_keyring()
-        .and_then(|()| caller::close_callers_descriptors(spec.preserve_fds))
+        .and_then(|()| caller::close_callers_descriptors(spec.preserve_fds, keep))
         .and_then(|()| privileges::apply(spec));
     if let Err(error) = prepared {
         return error;

@@ -80,6 +80,10 @@ pub fn create(
     how: How,
     auto_remove: bool,
 ) -> Result<Created> {
+    // PID 1 is bento until its exec, and what the container runs may lead back to it
+    // (`#!/proc/self/exe`): run from bento's sealed copy (sealed.rs). This starts the
+    // command over, from the copy.
+    crate::sealed::run_sealed()?;
     check_name(name)?;
     let (spec, config, bundle) = match source {
         Source::Image {
@@ -104,11 +108,6 @@ pub fn create(
             (spec, None, Some(bundle))
         }
     };
-    if !spec.new_namespace("pid") {
-        // PID 1 joins a PID namespace where others may see it before its exec: run from
-        // bento's sealed copy (sealed.rs). This starts the command over, from the copy.
-        crate::sealed::run_sealed()?;
-    }
     for what in &spec.not_applied {
         eprintln!("bento: warning: {what}");
     }

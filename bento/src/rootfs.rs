@@ -379,16 +379,33 @@ pub fn fd_path(fd: &OwnedFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
-/// After pivot_root: the kernel settings, and the paths the engine hides or freezes.
-/// sysctl first: `/proc/sys` itself is usually among the read-only paths.
-pub fn finish(spec: &Spec) -> Result<()> {
+/// The host's /dev/null, as a detached copy of its mount (open_tree(2)), taken before
+/// pivot_root: masks are copies of it. After pivot_root, /dev/null is whatever the image
+/// put there when config.json mounts no /dev of its own, a symlink to
+/// /proc/sys/kernel/core_pattern, say, which each mask would then make writable. Checked
+/// to be the null device (character device 1:3, devices(7)).
+pub fn host_dev_null() -> Result<OwnedFd> {
+    let null = clone_tree("/dev/null", false)?;
+    let stat = nix::sys::stat::fstat(&null).context("cannot stat the host's /dev/null")?;
+    let is_char = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    if !is_char || stat.st_rdev != nix::sys::stat::makedev(1, 3) {
+        anyhow::bail!("the host's /dev/null is not the null device (1:3)");
+    }
+    Ok(null)
+}
+
+/// After pivot_root: the kernel settings, and the paths the engine hides or freezes (a
+/// file under a copy of `null`, [`host_dev_null`]). sysctl first: `/proc/sys` itself is
+/// usually among the read-only paths.
+pub fn finish(spec: &Spec, null: &OwnedFd) -> Result<()> {
     for (key, value) in &spec.sysctl {
         // sysctl(8): `net.ipv4.ping_group_range` is /proc/sys/net/ipv4/ping_group_range.
         let path = Path::new("/proc/sys").join(key.replace('.', "/"));
         fs::write(&path, value).with_context(|| format!("cannot set the sysctl {key}"))?;
     }
+    let mut null_attached = false;
     for path in &spec.masked_paths {
-        mask(path).with_context(|| format!("cannot mask {path}"))?;
+        mask(path, null, &mut null_attached).with_context(|| format!("cannot mask {path}"))?;
     }
     for path in &spec.readonly_paths {
         if let Ok(at) = open_path(path) {
@@ -427,8 +444,10 @@ fn clone_tree_at(at: &OwnedFd) -> Result<OwnedFd> {
 
 /// `linux.maskedPaths`: a file disappears under /dev/null, a directory under an empty
 /// read-only tmpfs (what `/proc/kcore` and `/sys/firmware` become in a container). Each
-/// path is opened once, and covered through that descriptor.
-fn mask(path: &str) -> Result<()> {
+/// path is opened once, and covered through that descriptor. The first file gets `null`
+/// itself; the next ones a copy of it, once it is attached (Linux copies a detached mount
+/// only since 6.15).
+fn mask(path: &str, null: &OwnedFd, null_attached: &mut bool) -> Result<()> {
     let Ok(at) = open_path(path) else {
         return Ok(()); // nothing there to hide
     };
@@ -443,7 +462,10 @@ fn mask(path: &str) -> Result<()> {
             MsFlags::MS_RDONLY,
             None::<&str>,
         )?,
-        false => attach(&clone_tree("/dev/null", false)?, &at)?,
+        false => match std::mem::replace(null_attached, true) {
+            false => attach(null, &at)?,
+            true => attach(&clone_tree_at(null)?, &at)?,
+        },
     }
     Ok(())
 }

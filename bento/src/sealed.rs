@@ -8,22 +8,25 @@
 //! next `bento` (or the engine's next call) runs it, on the host, as root. Two defences,
 //! as runc has them:
 //!
-//! - bento runs from a **sealed copy** of itself whenever one of its processes joins
-//!   namespaces where the container's processes can see it: `exec` always, `create` and
-//!   `run` when PID 1 joins an existing PID namespace (a pod's) or shares the host's. It
-//!   copies its binary into a memfd (memfd_create(2)), seals it against every change
-//!   (fcntl(2) F_ADD_SEALS: no write, no shrink, no grow, no more seals) and re-executes
-//!   itself from it (fexecve(3)). /proc/PID/exe then leads to that copy, which nobody can
-//!   change, and never to the file on disk. In a new PID namespace of its own, PID 1 is
-//!   alone until its exec, which replaces bento's binary with the command's: no copy needed
-//!   (and none is made: the copy costs about a millisecond per megabyte of binary);
+//! - bento runs from a **sealed copy** of itself whenever one of its processes becomes
+//!   part of a container: `exec`, `create` and `run`. It copies its binary into a memfd
+//!   (memfd_create(2)), seals it against every change (fcntl(2) F_ADD_SEALS: no write, no
+//!   shrink, no grow, no more seals) and re-executes itself from it (fexecve(3)).
+//!   /proc/PID/exe then leads to that copy, which nobody can change, and never to the file
+//!   on disk. PID 1 in a new PID namespace needs it too, though nobody sees it before its
+//!   exec: the exec itself can lead back to bento. A command that is a script starting
+//!   with `#!/proc/self/exe` makes the kernel run *bento's* binary as the container's
+//!   process, and the image's ld.so (the ELF interpreter is looked up in the container)
+//!   then runs the attacker's code with /proc/self/exe open on bento. The copy costs about
+//!   a millisecond per megabyte of binary;
 //! - the process that joins a running container is **not dumpable** (prctl(2)
 //!   PR_SET_DUMPABLE 0): its /proc/PID entries belong to root, and the container's
 //!   processes may not ptrace it or open its /proc/PID/exe at all (ptrace(2), "Ptrace
 //!   access mode checking"). Its exec of the container's command makes it dumpable again.
 //!
 //! runc 1.1 copies itself for every container; runc 1.2 avoids the copy with a read-only
-//! overlayfs over its binary. `just bench` times `bento exec`, which pays for the copy.
+//! overlayfs over its binary. `just bench` times `bento run` and `bento exec`, which pay for
+//! the copy.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};

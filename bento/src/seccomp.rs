@@ -147,8 +147,27 @@ pub fn check(profile: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Compiles a profile (checked by [`check`]) into a filter, with libseccomp.
+/// The most instructions the kernel takes in one filter (BPF_MAXINSNS, linux/bpf_common.h).
+const MAX_INSTRUCTIONS: usize = 4096;
+
+/// Compiles a profile (checked by [`check`]) into a filter, with libseccomp. A profile too
+/// big for the kernel is refused here, before libseccomp sees it (libseccomp 2.5 crashes
+/// past 65535 instructions): every call a rule names costs at least one instruction, and
+/// one per comparison.
 pub fn compile(profile: &LinuxSeccomp) -> Result<Filter> {
+    let least: usize = profile
+        .syscalls()
+        .iter()
+        .flatten()
+        .map(|rule| {
+            let known = rule.names().iter();
+            let known = known.filter(|name| ScmpSyscall::from_name(name).is_ok());
+            known.count() * rule.args().as_ref().map_or(0, Vec::len).max(1)
+        })
+        .sum();
+    if least > MAX_INSTRUCTIONS {
+        return Err(too_big(least, "at least "));
+    }
     let default = action(profile.default_action(), profile.default_errno_ret())?;
     let mut filter = ScmpFilterContext::new(default).context("libseccomp cannot make a filter")?;
     for arch in profile.architectures().iter().flatten() {
@@ -176,10 +195,24 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Filter> {
             _ => bail!("the seccomp flag {flag:?} is not one bento applies"),
         } as u32;
     }
+    let instructions = export(&filter)?;
+    if instructions.len() > MAX_INSTRUCTIONS {
+        return Err(too_big(instructions.len(), ""));
+    }
     Ok(Filter {
-        instructions: export(&filter)?,
+        instructions,
         flags,
     })
+}
+
+/// A profile the kernel would refuse at the exec (EINVAL), refused at create instead.
+fn too_big(instructions: usize, bound: &str) -> anyhow::Error {
+    plumbing::hinted(
+        format!(
+            "the seccomp profile makes {bound}{instructions} instructions, and the kernel takes {MAX_INSTRUCTIONS}"
+        ),
+        "name many calls in one rule, and leave out the calls the default action covers",
+    )
 }
 
 /// One of the profile's rules: for each call it names that this machine knows, with its
@@ -298,7 +331,8 @@ pub fn load(filter: &Filter) -> Result<()> {
         })
         .collect();
     let fprog = libc::sock_fprog {
-        len: program.len() as libc::c_ushort,
+        len: libc::c_ushort::try_from(program.len())
+            .context("the seccomp filter is too long for the kernel")?,
         filter: program.as_mut_ptr(),
     };
     // SAFETY: the kernel copies `len` instructions from `filter`, which `program` holds.

@@ -326,6 +326,7 @@ impl Spec {
             spec.resources.devices.extend(allowed);
         }
         check_process(process)?;
+        check_sysctl(&spec)?;
         spec.set_process(process);
         Ok(spec)
     }
@@ -396,6 +397,76 @@ fn check_capabilities(config: &serde_json::Value) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `linux.sysctl` may only set what the container's own namespaces isolate, as runc
+/// allows: the IPC settings with an IPC namespace, `net.*` with a network namespace that
+/// is not the host's, the host and domain names with a UTS namespace. Every other key is
+/// the whole machine's (`kernel.core_pattern` names the program the host's kernel runs, as
+/// root, when a process crashes), and PID 1 writes them as the runtime's root, before
+/// anything is dropped.
+fn check_sysctl(spec: &Spec) -> Result<()> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let has = |kind: &str| spec.namespaces.iter().any(|ns| ns.kind == kind);
+    for key in spec.sysctl.keys() {
+        let refuse = |why: &str| {
+            plumbing::hinted(
+                format!("linux.sysctl {key:?} is refused: {why}"),
+                "a container may set only the sysctls of its own namespaces (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*)",
+            )
+        };
+        if key
+            .split('.')
+            .any(|part| part.is_empty() || part.contains('/'))
+        {
+            return Err(refuse(
+                "a key is names joined by dots, with no / and no empty name",
+            ));
+        }
+        let namespace = if IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
+            "ipc"
+        } else if key.starts_with("net.") {
+            "net"
+        } else if key == "kernel.hostname" || key == "kernel.domainname" {
+            "uts"
+        } else {
+            return Err(refuse("it is the whole machine's setting, in no namespace"));
+        };
+        if !has(namespace) {
+            return Err(refuse(&format!(
+                "the container shares the host's {namespace} namespace"
+            )));
+        }
+        let joined = spec
+            .namespaces
+            .iter()
+            .find(|ns| ns.kind == "net" && namespace == "net")
+            .and_then(|ns| ns.path.as_ref());
+        if let Some(path) = joined
+            && same_file(path, Path::new("/proc/self/ns/net"))
+        {
+            return Err(refuse("the network namespace it joins is the host's"));
+        }
+    }
+    Ok(())
+}
+
+/// Are these two paths the same file (the same namespace, for /proc/PID/ns/*)?
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// What runc refuses in a `process` before anything runs, refused here too: at `create`,

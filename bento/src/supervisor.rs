@@ -15,6 +15,7 @@
 //! an unsupervised container behind; `bento status` then sees both gone.
 
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -139,6 +140,7 @@ pub fn supervise(
                 cgroup: cgroup.as_ref(),
                 console: console.as_ref(),
                 die_with_parent: !engine,
+                report: report.as_fd(),
             };
             let error = init::container(&init, start);
             let _ = message::send(&report, Message::Failed);
