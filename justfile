@@ -506,6 +506,10 @@ bento *ARGS:
     binary="$(just _build bento)/bento"
     exec "$binary" "$@"
 
+# Build bento and print its absolute path (for an engine: podman --runtime "$(just bento-path)")
+bento-path:
+    @echo "$PWD/$(just _build bento)/bento"
+
 # Run every test: formatting, clippy, unit and snapshot tests (what CI runs)
 test:
     cargo fmt --all -- --check

@@ -316,7 +316,7 @@ fn a_missing_or_broken_rootfs_is_reported() {
         report.text
     );
     report
-        .has("  ⚠️ Root filesystem  /nonexistent/rootfs is not built yet (steps 04-05 need it)")
+        .has("  ⚠️ Root filesystem  /nonexistent/rootfs is not built yet (steps 04-12 need it)")
         .has("       just rootfs (or just step 4, which builds it the first time)");
 
     let empty = tempfile::tempdir().unwrap();

@@ -193,8 +193,8 @@ impl Stubs {
     }
 }
 
-const CORE: &str =
-    "busybox-static tmux build-essential git curl ca-certificates strace libseccomp-dev";
+const CORE: &str = "busybox-static tmux build-essential git curl ca-certificates strace \
+                    libseccomp-dev slirp4netns";
 
 #[test]
 fn setup_installs_only_what_is_missing_as_root_or_through_sudo() {
@@ -206,7 +206,7 @@ fn setup_installs_only_what_is_missing_as_root_or_through_sudo() {
     assert_eq!(stubs.log(), "", "nothing to install, nothing run");
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
-        text.contains("setup: Debian packages: all 8 installed\n"),
+        text.contains("setup: Debian packages: all 9 installed\n"),
         "{text}"
     );
     assert!(text.contains("setup: just and presenterm: installed (presenterm 0.16.1)\n"));

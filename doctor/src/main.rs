@@ -291,7 +291,7 @@ fn diagnose(o: &Observations) -> Vec<Check> {
         Rootfs::Missing(path) => check(
             Status::Warn,
             "Root filesystem",
-            format!("{} is not built yet (steps 04-05 need it)", path.display()),
+            format!("{} is not built yet (steps 04-12 need it)", path.display()),
         )
         .fix("just rootfs (or just step 4, which builds it the first time)"),
         Rootfs::Unusable(why) => check(Status::Fail, "Root filesystem", why.clone())

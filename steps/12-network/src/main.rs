@@ -10,7 +10,8 @@
 //! connection into the container.
 //!
 //! Run it: `just step 12 wget -q -O - http://10.0.2.2:PORT/` (a server on the host's
-//! loopback), or `just step 12 -p 8080:80 httpd -f -p 80` and `wget -O - 127.0.0.1:8080`.
+//! loopback), or `just step 12 -p 8080:80 sh -c 'echo hello > /tmp/index.html; httpd -p 80
+//! -h /tmp; sh'` and, from another terminal, `wget -O - 127.0.0.1:8080`.
 
 use std::ffi::CString;
 use std::fs;
