@@ -160,6 +160,16 @@ pub fn skipped(why: &str) {
     );
 }
 
+/// Where the fixture is, for [`remove_fixture`].
+static FIXTURE_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Removes the fixture when the test binary exits.
+extern "C" fn remove_fixture() {
+    if let Some(dir) = FIXTURE_DIR.get() {
+        let _ = plumbing::remove_tree(dir);
+    }
+}
+
 /// The fixture, created once per test binary.
 pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
@@ -183,6 +193,11 @@ pub fn fixture() -> &'static Fixture {
         };
         let (has_breakout, has_syscalls) = (probe("breakout"), probe("syscalls"));
         std::fs::write(sandbox.dir.join(HOST_SECRET), "the host's secret\n").unwrap();
+        // A static is never dropped: the fixture (some 280 MB) goes at the process's exit,
+        // not at the next run's start (atexit(3)).
+        let _ = FIXTURE_DIR.set(sandbox.dir.clone());
+        // SAFETY: atexit(3) with a function that takes and returns nothing.
+        unsafe { libc::atexit(remove_fixture) };
         Fixture {
             dir: sandbox.dir.clone(),
             bin: sandbox.dir.join("bin"),
