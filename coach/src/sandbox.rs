@@ -105,7 +105,8 @@ impl Sandbox {
 
     /// Runs `binary ARGS` under `strace -f` on a terminal of its own (a pty we open, as a
     /// shell would start it: its own session, the pty as its controlling terminal), for up
-    /// to `limit`. Returns strace's output: the calls of [`crate::trace::TRACED`].
+    /// to `limit`. Returns strace's output: the calls of [`crate::trace::TRACED`], and the
+    /// end of a process its seccomp filter killed (`signal=SIGSYS`: `+++ killed by SIGSYS`).
     pub fn strace(&self, binary: &Path, args: &[&str], limit: Duration) -> Result<String> {
         let out = tempfile_in(&self.tmp, "trace")?;
         let pty = nix::pty::openpty(None, None).context("cannot open a pseudoterminal")?;
@@ -115,7 +116,7 @@ impl Sandbox {
         }
         let mut command = self.command("strace");
         command
-            .args(["-f", "-qq", "-y", "-s", "64", "-e", "signal=none", "-e"])
+            .args(["-f", "-qq", "-y", "-s", "64", "-e", "signal=SIGSYS", "-e"])
             .arg(format!("trace={}", crate::trace::TRACED))
             .arg("-o")
             .arg(&out)

@@ -52,7 +52,10 @@ pub struct Trace {
 /// The system calls `just check` asks strace for (`-e trace=`).
 pub const TRACED: &str = "unshare,clone,clone3,fork,vfork,write,sethostname,prctl,rt_sigaction,\
                           mount,umount2,pivot_root,chroot,chdir,execve,readlinkat,wait4,\
-                          socketpair,sendmsg,recvmsg,setsid,ioctl,openat";
+                          socketpair,sendmsg,recvmsg,setsid,ioctl,openat,capset,seccomp";
+
+/// The event of a process its seccomp filter killed (strace: `+++ killed by SIGSYS +++`).
+pub const KILLED_BY_FILTER: &str = "killed by its own seccomp filter (SIGSYS)";
 
 /// One line of strace's output, its unfinished and resumed halves put together.
 #[derive(Debug)]
@@ -160,9 +163,13 @@ pub fn parse(text: &str, sandbox: &str) -> Trace {
         for event in events(call, sandbox) {
             let list = &mut processes[index];
             // execvp(3) tries each directory of PATH: one event, the last try's result.
-            // Consecutive rt_sigaction calls: one event naming every signal caught.
+            // Consecutive rt_sigaction calls: one event naming every signal caught; consecutive
+            // PR_CAPBSET_DROPs: one event.
             match list.last_mut() {
                 Some(last) if last.key == "execve" && event.key == "execve" => *last = event,
+                Some(last) if last.key == event.key && event.key == "prctl(PR_CAPBSET_DROP)" => {
+                    last.error = last.error.take().or(event.error);
+                }
                 Some(last)
                     if last.key.starts_with("rt_sigaction(")
                         && event.key.starts_with("rt_sigaction(")
@@ -193,6 +200,16 @@ fn calls(text: &str) -> Vec<Call> {
             continue;
         };
         let rest = rest.trim_start();
+        if rest.starts_with("+++ killed by SIGSYS") {
+            // A filter's kill action (step 11): the process ends in the middle of a call.
+            out.push(Call {
+                pid,
+                name: "killed".into(),
+                args: Vec::new(),
+                ret: "-1 SIGSYS".into(),
+            });
+            continue;
+        }
         let whole = if let Some(start) = rest.strip_suffix(" <unfinished ...>") {
             unfinished.insert(pid, start.to_string());
             continue;
@@ -352,6 +369,18 @@ fn events(call: &Call, sandbox: &str) -> Vec<Event> {
             "prctl(PR_SET_PDEATHSIG)".into(),
             call.arg(1).to_string(),
         )],
+        // Step 11: the bounding set, one call per capability until the kernel says EINVAL
+        // (past its last one): one event, and that EINVAL is no failure.
+        "prctl" if call.arg(0) == "PR_CAPBSET_DROP" => vec![Event {
+            key: "prctl(PR_CAPBSET_DROP)".into(),
+            detail: String::new(),
+            error: call.failed().filter(|error| error != "EINVAL"),
+        }],
+        "prctl" if ["PR_SET_NO_NEW_PRIVS", "PR_CAP_AMBIENT"].contains(&call.arg(0)) => {
+            vec![event(format!("prctl({})", call.arg(0)), String::new())]
+        }
+        "capset" | "seccomp" => vec![event(call.name.clone(), String::new())],
+        "killed" => vec![event(KILLED_BY_FILTER.into(), String::new())],
         "mount" => {
             let (source, target) = (call.arg(0), neutral(call.arg(1), sandbox));
             let (fstype, flags) = (call.arg(2).trim_matches('"'), call.arg(3));
@@ -590,7 +619,10 @@ fn find(
         if counterpart.is_some_and(|j| theirs[j].error.as_ref() == Some(error)) {
             continue; // fails the same way in the solution (step 01)
         }
-        out.push_finding(format!("{} failed: {error}", event.key));
+        out.push_finding(match event.key == KILLED_BY_FILTER {
+            true => KILLED_BY_FILTER.to_string(),
+            false => format!("{} failed: {error}", event.key),
+        });
         // What the solution does first that had not happened yet.
         let not_yet: Vec<usize> = match counterpart {
             Some(j) => (0..j)
@@ -765,6 +797,71 @@ mod tests {
 4721  unshare(CLONE_NEWNS)              = 0
 4719  <... wait4 resumed>[{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = 4720
 "#;
+
+    /// Step 11's child, as strace prints it: the bounding set, capset, no_new_privs, the
+    /// filter, and then `ending`.
+    fn step_11(ending: &str) -> String {
+        format!(
+            r#"1 execve("./step-11-least-privilege", ["./step-11-least-privilege", "true"], 0x1 /* 1 vars */) = 0
+1 clone(child_stack=NULL, flags=SIGCHLD) = 2
+2 prctl(PR_CAPBSET_DROP, CAP_DAC_READ_SEARCH) = 0
+2 prctl(PR_CAPBSET_DROP, CAP_LINUX_IMMUTABLE) = 0
+2 prctl(PR_CAPBSET_DROP, 0x29 /* CAP_??? */) = -1 EINVAL (Invalid argument)
+2 capset({{version=_LINUX_CAPABILITY_VERSION_3, pid=0}}, {{effective=0, permitted=0, inheritable=0}}) = 0
+2 prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) = 0
+2 prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) = 0
+2 seccomp(SECCOMP_SET_MODE_FILTER, 0, {{len=67, filter=0x1}}) = 0
+{ending}
+"#
+        )
+    }
+
+    #[test]
+    fn least_privilege_is_traced_and_a_filter_that_kills_is_named() {
+        let solution = parse(
+            &step_11(r#"2 execve("/bin/true", ["true"], 0x1 /* 1 vars */) = 0"#),
+            "/tmp/sandbox",
+        );
+        assert_eq!(
+            keys(&solution.processes[1]),
+            [
+                "prctl(PR_CAPBSET_DROP)",
+                "capset",
+                "prctl(PR_CAP_AMBIENT)",
+                "prctl(PR_SET_NO_NEW_PRIVS)",
+                "seccomp",
+                "execve"
+            ],
+            "{solution:?}"
+        );
+        assert!(solution.processes[1].iter().all(|e| e.error.is_none()));
+        // Killed by its own filter: said so, not taken for a panic.
+        let killed = parse(&step_11("2 +++ killed by SIGSYS +++"), "/tmp/sandbox");
+        let comparison = compare(&killed, &solution);
+        assert!(!comparison.stopped_in_its_code, "{comparison:?}");
+        assert!(
+            comparison
+                .findings
+                .iter()
+                .any(|f| f == "killed by its own seccomp filter (SIGSYS)"),
+            "{comparison:?}"
+        );
+        // No bounding set dropped: named.
+        let text = step_11(r#"2 execve("/bin/true", ["true"], 0x1 /* 1 vars */) = 0"#);
+        let text: String = text
+            .lines()
+            .filter(|line| !line.contains("PR_CAPBSET_DROP"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let comparison = compare(&parse(&text, "/tmp/sandbox"), &solution);
+        assert!(
+            comparison
+                .findings
+                .iter()
+                .any(|f| f.contains("prctl(PR_CAPBSET_DROP)")),
+            "{comparison:?}"
+        );
+    }
 
     fn keys(events: &[Event]) -> Vec<&str> {
         events.iter().map(|event| event.key.as_str()).collect()
