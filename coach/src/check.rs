@@ -189,6 +189,9 @@ fn executables(messages: &str) -> Vec<PathBuf> {
 pub struct Outcome {
     pub test: String,
     pub passed: bool,
+    /// Why it passed without checking anything (`SKIPPED: WHY`: this machine lacks what
+    /// it needs).
+    pub skipped: Option<String>,
     /// What the test said when it failed.
     pub message: String,
 }
@@ -247,7 +250,8 @@ pub fn run_tests(
         let handles: Vec<_> = executables
             .iter()
             .map(|executable| {
-                let command = tests(executable, &["--test-threads", &threads]);
+                // --show-output: a passing test's output too, where a skipped one says so.
+                let command = tests(executable, &["--test-threads", &threads, "--show-output"]);
                 scope.spawn(move || run_with_deadline(command, CHECKS_TIME_LIMIT))
             })
             .collect();
@@ -273,6 +277,7 @@ pub fn run_tests(
             outcomes.push(Outcome {
                 test: name,
                 passed: false,
+                skipped: None,
                 message: match finished {
                     true => "did not run".into(),
                     false => format!(
@@ -375,7 +380,9 @@ fn run_with_deadline(mut command: Command, limit: Duration) -> Result<(String, b
     Ok((String::from_utf8_lossy(&out).into_owned(), finished))
 }
 
-/// Reads libtest's output: `test NAME ... ok|FAILED`, then each failure's message.
+/// Reads libtest's output: `test NAME ... ok|FAILED`, then each test's output (with
+/// `--show-output`, a passing one's too): a failure's message, a skip's reason
+/// (tests/common's `skipped()` prints `SKIPPED: WHY`).
 pub fn outcomes(stdout: &str) -> Vec<Outcome> {
     let mut outcomes: Vec<Outcome> = stdout
         .lines()
@@ -385,18 +392,30 @@ pub fn outcomes(stdout: &str) -> Vec<Outcome> {
             Some(Outcome {
                 test: test.to_string(),
                 passed: result != "FAILED",
+                skipped: None,
                 message: String::new(),
             })
         })
         .collect();
-    for outcome in outcomes.iter_mut().filter(|o| !o.passed) {
+    for outcome in outcomes.iter_mut() {
         let header = format!("---- {} stdout ----\n", outcome.test);
-        if let Some((_, after)) = stdout.split_once(&header) {
-            let end = after
-                .find("\n---- ")
-                .or_else(|| after.find("\nfailures:"))
-                .unwrap_or(after.len());
-            outcome.message = after[..end].trim().to_string();
+        let Some((_, after)) = stdout.split_once(&header) else {
+            continue;
+        };
+        let end = ["\n---- ", "\nsuccesses:", "\nfailures:"]
+            .iter()
+            .filter_map(|end| after.find(end))
+            .min()
+            .unwrap_or(after.len());
+        let said = after[..end].trim();
+        match outcome.passed {
+            true => {
+                outcome.skipped = said
+                    .lines()
+                    .find_map(|line| line.strip_prefix("SKIPPED: "))
+                    .map(str::to_string);
+            }
+            false => outcome.message = said.to_string(),
         }
     }
     outcomes
@@ -533,8 +552,15 @@ pub fn report(
     let mut out = String::new();
     let _ = writeln!(out, "\nThe checks of step {:02} on your copy:", step.number);
     for outcome in outcomes {
-        let mark = if outcome.passed { '✅' } else { '❌' };
+        let mark = match (outcome.passed, &outcome.skipped) {
+            (true, None) => "✅",
+            (true, Some(_)) => "⏭️ ",
+            (false, _) => "❌",
+        };
         let _ = writeln!(out, "  {mark} {}", words(step, &outcome.test));
+        if let Some(why) = &outcome.skipped {
+            let _ = writeln!(out, "       skipped here, so not proven: {why}");
+        }
         if !outcome.passed {
             for line in explain_failure(&outcome.message).lines() {
                 let _ = writeln!(out, "       {line}");
@@ -701,4 +727,55 @@ fn explain_failure(message: &str) -> String {
         .map(|line| line.replace("assertion `left == right` failed: ", ""))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// libtest's output with --show-output: a success's output, then a failure's.
+    const LIBTEST: &str = "
+running 3 tests
+test step_11_checks_as_root ... ok
+test step_11_works ... ok
+test step_11_refuses ... FAILED
+
+successes:
+
+---- step_11_checks_as_root stdout ----
+SKIPPED: only root can give the step a /dev/net/tun of its own
+
+---- step_11_works stdout ----
+a line of its own
+
+successes:
+    step_11_checks_as_root
+    step_11_works
+
+failures:
+
+---- step_11_refuses stdout ----
+the step exited with 1
+
+failures:
+    step_11_refuses
+
+test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out
+";
+
+    #[test]
+    fn a_skipped_check_is_told_from_a_passed_one() {
+        let outcomes = outcomes(LIBTEST);
+        let [skipped, works, refuses] = outcomes.as_slice() else {
+            panic!("{outcomes:?}");
+        };
+        assert!(skipped.passed);
+        assert_eq!(
+            skipped.skipped.as_deref(),
+            Some("only root can give the step a /dev/net/tun of its own")
+        );
+        assert!(works.passed && works.skipped.is_none(), "{works:?}");
+        assert!(!refuses.passed);
+        assert_eq!(refuses.message, "the step exited with 1");
+    }
 }
