@@ -936,6 +936,24 @@ fn step_12_publishes_a_port_on_the_hosts_loopback_until_it_ends() {
         std::thread::sleep(std::time::Duration::from_millis(50));
         answer = host_get(port);
     }
+    if answer.is_none() {
+        // Which half of the relay is missing: its socket on the host, or its way in.
+        let listens = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        panic!(
+            "{}",
+            match listens {
+                false => format!(
+                    "nothing listens on the host's 127.0.0.1:{port}: the published port's socket \
+                     is bound on the host, before the step leaves the host's namespaces"
+                ),
+                true => format!(
+                    "the host's 127.0.0.1:{port} accepts, but no answer came from httpd in the \
+                     container: the relay joins the container's user and network namespaces \
+                     (user first) before it connects to 127.0.0.1:80"
+                ),
+            }
+        );
+    }
     assert_eq!(answer.as_deref(), Some("hello from the container\n"));
     // Twenty at once, each through its own relayed connection.
     let answers: Vec<_> = (0..20)
