@@ -344,7 +344,7 @@ fn exec_cannot_be_made_to_overwrite_the_runtime_binary() {
 
     // The engines' path: create --bundle, start, exec --process; a privileged container
     // (every capability, CAP_SYS_PTRACE too), which may read the process: what it finds is
-    // bento's sealed copy, not the file on the host.
+    // a read-only view of bento's file, which it cannot open for writing.
     let (bundle, mut config) = lab.bundle("bundle", &attack);
     let all = every_capability_we_have();
     config["process"]["capabilities"] = json!({
@@ -374,7 +374,10 @@ fn exec_cannot_be_made_to_overwrite_the_runtime_binary() {
     .concat();
     let said = catch(&lab, &lab.path("engine.out"), &exec);
     assert!(!said.contains("wrote over"), "{said}");
-    assert!(said.contains("memfd:"), "not bento's sealed copy: {said}");
+    assert!(
+        said.contains("Read-only file system"),
+        "not bento's read-only view: {said}"
+    );
     assert!(
         std::fs::read(lab.bento()).unwrap() == before,
         "bento was replaced: {said}"
@@ -1152,23 +1155,33 @@ fn the_working_directory_never_leads_to_the_hosts_files() {
 /// of its own (where nobody else could see it). The exec itself led back: a command that is
 /// a script starting with `#!/proc/self/exe` made the kernel run bento's binary as the
 /// container's process, the image's ld.so ran with it, and wrote over bento through
-/// /proc/self/exe. PID 1 runs from the sealed copy, as exec's process does; seen here at
-/// the gate, before its exec, for bento's own containers and for an engine's.
+/// /proc/self/exe. PID 1 runs from a binary nobody can change, as exec's process does: as
+/// root a read-only view of bento's file, rootless a sealed copy. Seen here at the gate,
+/// before its exec, for bento's own containers (as root and rootless) and for an engine's.
 #[test]
-fn pid_1_runs_from_bentos_sealed_copy() {
+fn pid_1_runs_from_a_binary_nobody_can_change() {
+    use nix::sys::statvfs::{FsFlags, fstatvfs};
     let Some(lab) = Lab::new() else { return };
+    // What /proc/PID/exe of the container's PID 1 leads to.
     let exe = |state: &Path, name: &str| {
         let state: Value =
             serde_json::from_slice(&std::fs::read(state.join(name).join("state.json")).unwrap())
                 .unwrap();
         let pid = state["init"]["pid"].as_i64().unwrap();
-        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap()
+        let exe = std::fs::File::open(format!("/proc/{pid}/exe")).unwrap();
+        let sealed = nix::fcntl::fcntl(&exe, nix::fcntl::FcntlArg::F_GET_SEALS)
+            .is_ok_and(|seals| seals & libc::F_SEAL_WRITE != 0);
+        let read_only = fstatvfs(&exe).unwrap().flags().contains(FsFlags::ST_RDONLY);
+        match (sealed, read_only) {
+            (true, _) => "a sealed memfd",
+            (_, true) => "a read-only mount",
+            _ => "bento's file, writable",
+        }
     };
     lab.ok(&["create", "own", image(), "true"]);
     let own = exe(&lab.path("home/containers"), "own");
     lab.ok(&["rm", "-f", "own"]);
-    let own = own.to_string_lossy();
-    assert!(own.starts_with("/memfd:bento"), "bento's own: {own}");
+    assert_eq!(own, "a read-only mount", "bento's own, as root");
     let (bundle, _) = lab.bundle("bundle", &["true"]);
     let create = [
         "--root",
@@ -1182,8 +1195,22 @@ fn pid_1_runs_from_bentos_sealed_copy() {
     assert_eq!(code, Some(0), "{stderr}");
     let engine = exe(&lab.path("state"), "engine");
     lab.ok(&["--root", "state", "delete", "--force", "engine"]);
-    let engine = engine.to_string_lossy();
-    assert!(engine.starts_with("/memfd:bento"), "an engine's: {engine}");
+    assert_eq!(engine, "a read-only mount", "an engine's");
+    // Rootless: no view without CAP_SYS_ADMIN, the sealed copy.
+    check(
+        lab.rootless(&["pull", image()]).output().unwrap(),
+        0,
+        &["pull"],
+    );
+    let args = ["create", "--network", "none", "mine", image(), "true"];
+    check(lab.rootless(&args).output().unwrap(), 0, &args);
+    let mine = exe(&lab.path("nobody/containers"), "mine");
+    check(
+        lab.rootless(&["rm", "-f", "mine"]).output().unwrap(),
+        0,
+        &["rm"],
+    );
+    assert_eq!(mine, "a sealed memfd", "rootless");
 }
 
 /// Attack 17: masks made of the image's /dev/null. Masks are copies of /dev/null, taken
