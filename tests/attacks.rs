@@ -189,13 +189,28 @@ impl Lab {
 
     /// As uid/gid 65534, rootless.
     fn rootless(&self, args: &[&str]) -> Command {
+        self.rootless_with(&self.bento(), args)
+    }
+
+    /// As uid/gid 65534, rootless, with this copy of bento.
+    fn rootless_with(&self, bento: &Path, args: &[&str]) -> Command {
         let home = self.path("nobody");
         if !home.exists() {
             std::fs::create_dir(&home).unwrap();
             std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
         }
-        let mut command = self.command(args);
-        command.env("BENTO_HOME", home).uid(NOBODY).gid(NOBODY);
+        let mut command = Command::new(bento);
+        command
+            .args(args)
+            .env_clear()
+            .env("BENTO_HOME", home)
+            .env("PATH", SYSTEM_PATH)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .uid(NOBODY)
+            .gid(NOBODY);
         command
     }
 
@@ -1155,8 +1170,9 @@ fn the_working_directory_never_leads_to_the_hosts_files() {
 /// of its own (where nobody else could see it). The exec itself led back: a command that is
 /// a script starting with `#!/proc/self/exe` made the kernel run bento's binary as the
 /// container's process, the image's ld.so ran with it, and wrote over bento through
-/// /proc/self/exe. PID 1 runs from a binary nobody can change, as exec's process does: as
-/// root a read-only view of bento's file, rootless a sealed copy. Seen here at the gate,
+/// /proc/self/exe. PID 1 runs from a binary no container can change, as exec's process does:
+/// as root a read-only view of bento's file; rootless root's own file as it is, or a sealed
+/// copy of the user's. Seen here at the gate,
 /// before its exec, for bento's own containers (as root and rootless) and for an engine's.
 #[test]
 fn pid_1_runs_from_a_binary_nobody_can_change() {
@@ -1172,10 +1188,13 @@ fn pid_1_runs_from_a_binary_nobody_can_change() {
         let sealed = nix::fcntl::fcntl(&exe, nix::fcntl::FcntlArg::F_GET_SEALS)
             .is_ok_and(|seals| seals & libc::F_SEAL_WRITE != 0);
         let read_only = fstatvfs(&exe).unwrap().flags().contains(FsFlags::ST_RDONLY);
-        match (sealed, read_only) {
-            (true, _) => "a sealed memfd",
-            (_, true) => "a read-only mount",
-            _ => "bento's file, writable",
+        let stat = nix::sys::stat::fstat(&exe).unwrap();
+        let roots = stat.st_uid == 0 && stat.st_mode & 0o022 == 0;
+        match (sealed, read_only, roots) {
+            (true, _, _) => "a sealed memfd",
+            (_, true, _) => "a read-only mount",
+            (_, _, true) => "root's file, that only root may write",
+            _ => "bento's file, writable by its owner",
         }
     };
     lab.ok(&["create", "own", image(), "true"]);
@@ -1196,7 +1215,8 @@ fn pid_1_runs_from_a_binary_nobody_can_change() {
     let engine = exe(&lab.path("state"), "engine");
     lab.ok(&["--root", "state", "delete", "--force", "engine"]);
     assert_eq!(engine, "a read-only mount", "an engine's");
-    // Rootless: no view without CAP_SYS_ADMIN, the sealed copy.
+    // Rootless, an installed bento (root's, the lab's copy): the container can do no more
+    // than its user, who may not write it. A bento of the user's own: the sealed copy.
     check(
         lab.rootless(&["pull", image()]).output().unwrap(),
         0,
@@ -1210,7 +1230,23 @@ fn pid_1_runs_from_a_binary_nobody_can_change() {
         0,
         &["rm"],
     );
-    assert_eq!(mine, "a sealed memfd", "rootless");
+    assert_eq!(mine, "root's file, that only root may write", "rootless");
+    let own = lab.path("nobody/bento");
+    std::fs::copy(lab.bento(), &own).unwrap();
+    std::os::unix::fs::chown(&own, Some(NOBODY), Some(NOBODY)).unwrap();
+    eventually("nobody's copy of bento to be runnable", || {
+        lab.rootless_with(&own, &["--version"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    });
+    check(lab.rootless_with(&own, &args).output().unwrap(), 0, &args);
+    let mine = exe(&lab.path("nobody/containers"), "mine");
+    check(
+        lab.rootless(&["rm", "-f", "mine"]).output().unwrap(),
+        0,
+        &["rm"],
+    );
+    assert_eq!(mine, "a sealed memfd", "rootless, the user's own bento");
 }
 
 /// Attack 17: masks made of the image's /dev/null. Masks are copies of /dev/null, taken

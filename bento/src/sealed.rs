@@ -12,10 +12,13 @@
 //!   part of a container: `exec`, `create` and `run`. As root, that is a read-only view of
 //!   its own file: a bind mount of it attached nowhere and made read-only (open_tree(2),
 //!   mount_setattr(2)), from which it re-executes itself (fexecve(3)): about 0.1 ms.
-//!   Rootless, it cannot make mounts on the host: it copies its binary into a memfd
+//!   Rootless, an installed bento (root's file, which the user may not write) is safe as
+//!   it is: the container can do no more on the host than its user. A bento of the user's
+//!   own (`just bento`'s build) cannot be mounted over: it copies its binary into a memfd
 //!   (memfd_create(2)), seals it against every change (fcntl(2) F_ADD_SEALS: no write, no
 //!   shrink, no grow, no more seals) and re-executes itself from that (5 ms for 10 MB).
-//!   /proc/PID/exe then leads to the view or the copy, never to a file anyone can write.
+//!   /proc/PID/exe then leads to the view or the copy, never to a file the container could
+//!   write.
 //!   PID 1 in a new PID namespace needs it too, though nobody sees it before its exec: the
 //!   exec itself can lead back to bento. A command that is a script starting with
 //!   `#!/proc/self/exe` makes the kernel run *bento's* binary as the container's process,
@@ -43,11 +46,14 @@ fn seals() -> SealFlag {
     SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE
 }
 
-/// Are we running from a binary nobody can change already? A sealed memfd answers
+/// Is the binary we run one that no container can change? A sealed memfd answers
 /// F_GET_SEALS with its seals (a file on disk does not answer: EINVAL); a file on a
 /// read-only mount (the view below, or an installation on a read-only filesystem) says so
-/// in its mount's flags (statvfs(3) ST_RDONLY).
-fn running_sealed() -> bool {
+/// in its mount's flags (statvfs(3) ST_RDONLY). And rootless, a file of root's that only
+/// root may write (an installed bento, `/usr/local/bin/bento`): a container started by an
+/// ordinary user runs, on the host, as that user at most (its user namespace maps no more),
+/// and may not write it. Root may write anything, so as root only the first two count.
+fn unchangeable_from_inside() -> bool {
     let Ok(exe) = open(
         "/proc/self/exe",
         OFlag::O_RDONLY | OFlag::O_CLOEXEC,
@@ -57,18 +63,21 @@ fn running_sealed() -> bool {
     };
     let sealed = fcntl(&exe, FcntlArg::F_GET_SEALS)
         .is_ok_and(|sealed| SealFlag::from_bits_truncate(sealed).contains(seals()));
-    sealed
-        || nix::sys::statvfs::fstatvfs(&exe)
-            .is_ok_and(|fs| fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    let read_only = nix::sys::statvfs::fstatvfs(&exe)
+        .is_ok_and(|fs| fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    let roots_own = !nix::unistd::geteuid().is_root()
+        && nix::sys::stat::fstat(&exe)
+            .is_ok_and(|stat| stat.st_uid == 0 && stat.st_mode & 0o022 == 0);
+    sealed || read_only || roots_own
 }
 
 /// Re-executes bento from a binary nobody can change, with the same arguments and
-/// environment; returns at once when it already runs from one. As root, that is a
+/// environment; returns at once when it already runs from one ([`unchangeable_from_inside`]). As root, that is a
 /// read-only view of its own file ([`read_only_view`], no copy); otherwise (rootless, or
 /// where the kernel lacks the new mount API) a sealed copy. Returns only then, or with the
 /// error that stopped it.
 pub fn run_sealed() -> Result<()> {
-    if running_sealed() {
+    if unchangeable_from_inside() {
         return Ok(());
     }
     let binary = match read_only_view() {
