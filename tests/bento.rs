@@ -520,11 +520,18 @@ fn stop_is_graceful_and_kill_is_not() {
         img(),
         "sh",
         "-c",
-        "trap 'exit 5' HUP; while true; do sleep 0.05; done",
+        "trap 'exit 5' HUP; echo ready; while true; do sleep 0.05; done",
     ]);
+    // Its HUP only once the trap is set (before, the shell would die of it).
+    eventually("hup's trap is set", || {
+        home.ok(&["logs", "hup"]) == "ready\n"
+    });
+    // Stopped, and its exit status recorded: between the two, the state says its
+    // supervisor is recording it.
     eventually("hup runs its trap", || {
         home.run(&["kill", "hup", "HUP"]);
-        home.state("hup")["status"] == "stopped"
+        let state = home.state("hup");
+        state["status"] == "stopped" && !state["exitCode"].is_null()
     });
     assert_eq!(home.state("hup")["exitCode"], 5);
     let follow = home.ok(&["logs", "-f", "polite"]);
