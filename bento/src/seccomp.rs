@@ -150,20 +150,41 @@ pub fn check(profile: &Value) -> Result<()> {
 /// The most instructions the kernel takes in one filter (BPF_MAXINSNS, linux/bpf_common.h).
 const MAX_INSTRUCTIONS: usize = 4096;
 
+/// The most argument comparisons bento compiles (each a call a rule names, times its
+/// `args`). libseccomp's time grows with their cube: 250 take 35 ms, 1,000 five seconds,
+/// 4,000 six minutes of CPU at `create`. Podman's default profile makes 10.
+const MAX_COMPARISONS: usize = 256;
+
 /// Compiles a profile (checked by [`check`]) into a filter, with libseccomp. A profile too
-/// big for the kernel is refused here, before libseccomp sees it (libseccomp 2.5 crashes
-/// past 65535 instructions): every call a rule names costs at least one instruction, and
-/// one per comparison.
+/// big for the kernel, or too slow to compile, is refused here, before libseccomp sees it
+/// (libseccomp 2.5 crashes past 65535 instructions): every call a rule names costs at least
+/// one instruction, and one per comparison; comparisons are few ([`MAX_COMPARISONS`]).
 pub fn compile(profile: &LinuxSeccomp) -> Result<Filter> {
+    let known = |rule: &LinuxSyscall| {
+        let names = rule.names().iter();
+        names
+            .filter(|name| ScmpSyscall::from_name(name).is_ok())
+            .count()
+    };
+    let comparisons: usize = profile
+        .syscalls()
+        .iter()
+        .flatten()
+        .map(|rule| known(rule) * rule.args().as_ref().map_or(0, Vec::len))
+        .sum();
+    if comparisons > MAX_COMPARISONS {
+        return Err(plumbing::hinted(
+            format!(
+                "the seccomp profile compares arguments {comparisons} times, and bento takes {MAX_COMPARISONS}"
+            ),
+            "podman's default profile compares 10 times; compare fewer values, or fewer calls",
+        ));
+    }
     let least: usize = profile
         .syscalls()
         .iter()
         .flatten()
-        .map(|rule| {
-            let known = rule.names().iter();
-            let known = known.filter(|name| ScmpSyscall::from_name(name).is_ok());
-            known.count() * rule.args().as_ref().map_or(0, Vec::len).max(1)
-        })
+        .map(|rule| known(rule) * rule.args().as_ref().map_or(0, Vec::len).max(1))
         .sum();
     if least > MAX_INSTRUCTIONS {
         return Err(too_big(least, "at least "));
