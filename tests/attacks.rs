@@ -864,7 +864,7 @@ type Edit = fn(&mut Value);
 fn configs_runc_refuses_are_refused_at_create() {
     let Some(lab) = Lab::new() else { return };
     let (bundle, config) = lab.bundle("bundle", &["id", "-u"]);
-    let cases: [(&str, Edit); 12] = [
+    let cases: [(&str, Edit); 14] = [
         ("uid", |c| {
             c["process"]["user"]["uid"] = json!(4294967295u32)
         }),
@@ -903,6 +903,18 @@ fn configs_runc_refuses_are_refused_at_create() {
         }),
         ("net.ipv4/../../kernel/core_pattern", |c| {
             c["linux"]["sysctl"] = json!({ "net.ipv4/../../kernel/core_pattern": "|/tmp/pwn" })
+        }),
+        // The host's namespaces, joined by path (the values are the host's own: were the
+        // write to happen, nothing would change).
+        ("the uts namespace it joins is the host's", |c| {
+            join_the_hosts(c, "uts");
+            let name = std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap();
+            c["linux"]["sysctl"] = json!({ "kernel.domainname": name.trim_end() })
+        }),
+        ("the ipc namespace it joins is the host's", |c| {
+            join_the_hosts(c, "ipc");
+            let value = std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap();
+            c["linux"]["sysctl"] = json!({ "kernel.shmmni": value.trim_end() })
         }),
         // The IPC settings of the host's IPC namespace: no namespace of the container's own.
         ("kernel.shmmax", |c| {
@@ -956,6 +968,16 @@ fn configs_runc_refuses_are_refused_at_create() {
     ];
     let out = check(lab.command(&args).output().unwrap(), 0, &args);
     assert_eq!(stdout(&out), "0\n");
+}
+
+/// config.json joins the host's namespace of this kind (bento's own: the test is the host's).
+fn join_the_hosts(config: &mut Value, kind: &str) {
+    let path = format!("/proc/{}/ns/{kind}", std::process::id());
+    for ns in config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == kind {
+            ns["path"] = json!(path);
+        }
+    }
 }
 
 /// A profile that refuses every call of x86_64's table (<asm/unistd_64.h>) on ten

@@ -400,8 +400,8 @@ fn check_capabilities(config: &serde_json::Value) -> Result<()> {
 }
 
 /// `linux.sysctl` may only set what the container's own namespaces isolate, as runc
-/// allows: the IPC settings with an IPC namespace, `net.*` with a network namespace that
-/// is not the host's, the host and domain names with a UTS namespace. Every other key is
+/// allows: the IPC settings with an IPC namespace, `net.*` with a network namespace, the
+/// host and domain names with a UTS namespace; one joined by path must not be the host's. Every other key is
 /// the whole machine's (`kernel.core_pattern` names the program the host's kernel runs, as
 /// root, when a process crashes), and PID 1 writes them as the runtime's root, before
 /// anything is dropped.
@@ -446,15 +446,18 @@ fn check_sysctl(spec: &Spec) -> Result<()> {
                 "the container shares the host's {namespace} namespace"
             )));
         }
+        // Joined by path: it must not be ours (the host's, when an engine runs us).
         let joined = spec
             .namespaces
             .iter()
-            .find(|ns| ns.kind == "net" && namespace == "net")
+            .find(|ns| ns.kind == namespace)
             .and_then(|ns| ns.path.as_ref());
         if let Some(path) = joined
-            && same_file(path, Path::new("/proc/self/ns/net"))
+            && same_file(path, &Path::new("/proc/self/ns").join(namespace))
         {
-            return Err(refuse("the network namespace it joins is the host's"));
+            return Err(refuse(&format!(
+                "the {namespace} namespace it joins is the host's"
+            )));
         }
     }
     Ok(())
