@@ -1347,3 +1347,40 @@ fn masks_are_the_hosts_dev_null_whatever_the_image_holds() {
         "/proc/keys is not the null device: {out}"
     );
 }
+
+/// Attack 18: bento's own annotations in an engine's bundle. bento's front end tells the
+/// runtime where the image's files are with `org.bento.overlay.lower`; a bundle carrying
+/// it got that directory of the host as the container's root. Podman copies an image's
+/// annotations into config.json: under podman, an image could read the host's whole /.
+#[test]
+fn a_bundle_cannot_use_bentos_own_annotations() {
+    let Some(lab) = Lab::new() else { return };
+    let host = lab.path("host");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("host-secret"), "root:secret\n").unwrap();
+    let (bundle, mut config) = lab.bundle("bundle", &["ls", "/"]);
+    config["annotations"] = json!({
+        "org.bento.overlay.lower": host.to_str().unwrap(),
+        "org.opencontainers.image.title": "kept",
+    });
+    lab.save(&bundle, &config);
+    let args = [
+        "--root",
+        "state",
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "annotated",
+    ];
+    let out = check(lab.command(&args).output().unwrap(), 0, &args);
+    assert!(
+        !stdout(&out).contains("host-secret") && stdout(&out).contains("bin"),
+        "the container's root: {}",
+        stdout(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the annotation org.bento.overlay.lower is left out"),
+        "{stderr}"
+    );
+}

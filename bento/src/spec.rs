@@ -22,6 +22,10 @@ use plumbing::Hint;
 use crate::cgroups::Resources;
 use serde::{Deserialize, Serialize};
 
+/// What bento's own annotations start with: taken from its own front end, never from a
+/// bundle ([`Spec::from_config`]).
+pub const OWN_ANNOTATIONS: &str = "org.bento.";
+
 /// Annotations through which bento's own front end tells the runtime about its image.
 /// (Annotations are the runtime spec's place for what the spec itself does not say.)
 pub const IMAGE: &str = "org.bento.image";
@@ -205,9 +209,25 @@ impl Spec {
             .with_context(|| format!("{} is not JSON", path.display()))?;
         check_capabilities(&json)?;
         crate::seccomp::check(&json["linux"]["seccomp"])?;
-        let config: Config = serde_json::from_value(json)
+        let mut config: Config = serde_json::from_value(json)
             .with_context(|| format!("{} is not an OCI config", path.display()))?;
-        Spec::from_oci(&config, bundle)
+        // bento's own annotations are its front end's words to itself. In a bundle they
+        // come from whoever wrote config.json, and podman copies an image's annotations
+        // there: `org.bento.overlay.lower: /` made the host's / the container's root.
+        let (ours, theirs): (Vec<_>, Vec<_>) = config
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|(key, _)| key.starts_with(OWN_ANNOTATIONS));
+        config.set_annotations(Some(theirs.into_iter().collect()));
+        let mut spec = Spec::from_oci(&config, bundle)?;
+        for (key, _) in ours {
+            spec.not_applied.push(format!(
+                "the annotation {key} is left out: a bundle may not use bento's own"
+            ));
+        }
+        Ok(spec)
     }
 
     /// [`Spec::from_config`], from a parsed config.
