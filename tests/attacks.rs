@@ -1384,3 +1384,89 @@ fn a_bundle_cannot_use_bentos_own_annotations() {
         "{stderr}"
     );
 }
+
+/// Runs the child with `file` open as descriptor 3 (`Some`), or with descriptor 3 closed.
+fn with_fd_3(command: &mut Command, file: Option<&Path>) {
+    let file = file.map(|file| CString::new(file.as_os_str().as_encoded_bytes()).unwrap());
+    // SAFETY: only async-signal-safe calls (open, dup2, close) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            match &file {
+                Some(file) => {
+                    let fd = libc::open(file.as_ptr(), libc::O_RDONLY);
+                    if fd < 0 || libc::dup2(fd, 3) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    if fd != 3 {
+                        libc::close(fd);
+                    }
+                }
+                None => {
+                    libc::close(3);
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Attack 19: a hole in `--preserve-fds`. An engine says "pass 3 to 3 + N - 1" and leaves
+/// one of them closed: the next descriptor bento opened itself (exec's pid file's
+/// directory, on the host) took its number and was passed into the container, where a
+/// `#!` interpreter path through /proc/self/fd/3 reached the host's files and overwrote a
+/// binary there. Passed descriptors must be open; and an open one arrives.
+#[test]
+fn preserve_fds_passes_the_engines_descriptors_and_nothing_else() {
+    let Some(lab) = Lab::new() else { return };
+    let passed = lab.path("passed.txt");
+    std::fs::write(&passed, "from the engine\n").unwrap();
+    std::fs::set_permissions(&passed, std::fs::Permissions::from_mode(0o644)).unwrap();
+    lab.ok(&["run", "-d", "--name", "box", image(), "sleep", "1000"]);
+    let pid_file = lab.path("pid");
+    let args = [
+        "exec",
+        "--preserve-fds",
+        "1",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "box",
+        "cat",
+        "/proc/self/fd/3",
+    ];
+    let mut exec = lab.command(&args);
+    with_fd_3(&mut exec, Some(&passed));
+    let out = check(exec.output().unwrap(), 0, &args);
+    assert_eq!(stdout(&out), "from the engine\n");
+    // Descriptor 3 closed: refused, in one line, before bento opens anything.
+    let mut exec = lab.command(&args);
+    with_fd_3(&mut exec, None);
+    let out = exec.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}{}", stdout(&out));
+    assert!(
+        stderr.starts_with("bento: error: --preserve-fds 1: descriptor 3 is not open\n"),
+        "{stderr}"
+    );
+    lab.ok(&["rm", "-f", "box"]);
+    // The same at create.
+    let (bundle, _) = lab.bundle("bundle", &["true"]);
+    let args = [
+        "--root",
+        "state",
+        "create",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "holes",
+    ];
+    let mut create = lab.command(&args);
+    with_fd_3(&mut create, None);
+    let out = create.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("bento: error: --preserve-fds 1: descriptor 3 is not open\n"),
+        "{stderr}"
+    );
+    assert!(!lab.path("state/holes").exists());
+}

@@ -73,3 +73,26 @@ pub fn close_callers_descriptors(passed: u32, keep: Option<BorrowedFd>) -> Resul
     }
     Ok(())
 }
+
+/// Descriptors 3 to 3 + `passed` - 1 (`--preserve-fds`) must all be open when bento starts,
+/// before it opens anything: a hole would take the next descriptor bento opens itself (a pid
+/// file's directory, on the host), which [`close_callers_descriptors`] would then pass into
+/// the container. fcntl(2) F_GETFD on each.
+pub fn check_passed_descriptors(passed: u32) -> Result<()> {
+    let hint = "--preserve-fds N passes descriptors 3 to 3 + N - 1: each must be open";
+    if passed > 65536 {
+        let error = format!("--preserve-fds {passed} is more than 65536");
+        return Err(plumbing::hinted(error, hint));
+    }
+    for fd in 3..3 + passed {
+        // SAFETY: fcntl(2) F_GETFD only reads the descriptor's flags.
+        let flags = unsafe { libc::fcntl(fd as libc::c_int, libc::F_GETFD) };
+        if flags < 0 {
+            return Err(plumbing::hinted(
+                format!("--preserve-fds {passed}: descriptor {fd} is not open"),
+                hint,
+            ));
+        }
+    }
+    Ok(())
+}
