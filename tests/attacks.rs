@@ -1470,3 +1470,35 @@ fn preserve_fds_passes_the_engines_descriptors_and_nothing_else() {
     );
     assert!(!lab.path("state/holes").exists());
 }
+
+/// Attack 20: the cgroup namespace was made before PID 1 was in its cgroup, so its root was
+/// the caller's cgroup: inside, /proc/self/cgroup named the container's cgroup below it,
+/// and a cgroup2 mount showed the cgroups beside it (other containers'). PID 1 makes it
+/// once it is in its own cgroup, which is then `/` inside.
+#[test]
+fn the_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
+    let Some(lab) = Lab::new() else { return };
+    let (bundle, mut config) = lab.bundle("bundle", &["cat", "/proc/self/cgroup"]);
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "type": "cgroup" }));
+    config["linux"]["resources"] = json!({ "pids": { "limit": 100 } });
+    lab.save(&bundle, &config);
+    let args = [
+        "--root",
+        "state",
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "cgns",
+    ];
+    let out = stdout(&check(lab.command(&args).output().unwrap(), 0, &args));
+    let pids = out
+        .lines()
+        .find(|line| line.contains(":pids:") || line.starts_with("0::"));
+    assert!(
+        pids.is_some_and(|line| line.ends_with(":/")),
+        "the container's own cgroup is not its root:\n{out}"
+    );
+}

@@ -97,6 +97,13 @@ fn prepare(init: &Init, start: Start) -> Result<CString> {
     if spec.new_namespace("user") {
         userns::become_root_inside()?;
     }
+    if spec.new_namespace("cgroup") {
+        // cgroup_namespaces(7): the namespace's root is the cgroup we are in now, our own:
+        // inside, /proc/self/cgroup says `/`, and the cgroups above and beside are out of
+        // sight.
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .context("unshare(CLONE_NEWCGROUP) failed")?;
+    }
     let gate = match mounts::mount_namespace(spec)? {
         // Steps 04-09: a mount table of its own, the root, config.json's mounts, /dev,
         // pivot_root, then what must be hidden or read-only.

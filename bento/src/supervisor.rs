@@ -321,8 +321,9 @@ fn release(
     Ok(Released::Running(relay))
 }
 
-/// The namespaces config.json asks for, except PID (fork_pid_1) and mount (PID 1 makes
-/// it), in the kernel's order: the user namespace first, since it owns the others and
+/// The namespaces config.json asks for, except PID (fork_pid_1), mount and a new cgroup
+/// namespace (PID 1 makes them: the cgroup namespace once it is in its cgroup, which
+/// becomes the namespace's root), in the kernel's order: the user namespace first, since it owns the others and
 /// gives us the capabilities to make them (user_namespaces(7)). Each is new (unshare(2)),
 /// or joined by path (setns(2)): podman makes the network namespace itself, sets up its
 /// interfaces, and gives us its path.
@@ -343,8 +344,7 @@ pub fn enter_namespaces(spec: &Spec) -> Result<()> {
                 net::enter_network_namespace()?;
                 net::bring_up_loopback()?;
             }
-            _ => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-                .context("unshare(CLONE_NEWCGROUP) failed")?,
+            _ => {} // cgroup: PID 1's (init.rs)
         }
     }
     Ok(())
