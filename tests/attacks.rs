@@ -1502,3 +1502,34 @@ fn the_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
         "the container's own cgroup is not its root:\n{out}"
     );
 }
+
+/// A profile that refuses setgroups(2) left the caller's supplementary groups to the
+/// container: the refusal was taken for a user namespace's "deny" and ignored. As runc,
+/// bento fails then.
+#[test]
+fn a_refused_setgroups_is_not_ignored() {
+    let Some(lab) = Lab::new() else { return };
+    let (bundle, mut config) = lab.bundle("bundle", &["id"]);
+    config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{ "names": ["setgroups"], "action": "SCMP_ACT_ERRNO" }]
+    });
+    // Without no_new_privs, the filter comes before the user is set (privileges.rs).
+    config["process"]["noNewPrivileges"] = json!(false);
+    lab.save(&bundle, &config);
+    let args = [
+        "--root",
+        "state",
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "groups",
+    ];
+    let out = lab.command(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stderr.contains("cannot set the additional groups"),
+        "{stderr}"
+    );
+}

@@ -87,6 +87,14 @@ pub fn exec(
 /// Everything up to the exec; returns the program to run.
 fn prepare(init: &Init, start: Start) -> Result<CString> {
     let spec = init.spec;
+    if !spec.new_namespace("pid") {
+        // Until its exec, PID 1 holds descriptors of the host (the gate's, its cgroup's).
+        // In a PID namespace it joins (a pod's), others see it: not dumpable, so that they
+        // may not ptrace it or open them through /proc/PID/fd (sealed.rs; the exec makes
+        // it dumpable again). Alone in its own, it stays dumpable: `bento cp` reaches a
+        // created container's files through its /proc/PID/root.
+        crate::sealed::not_dumpable()?;
+    }
     if init.die_with_parent {
         pid::die_with_parent()?;
     }

@@ -140,14 +140,20 @@ fn set_user(spec: &Spec) -> Result<()> {
         .collect();
     match setgroups(&groups) {
         Ok(()) => {}
-        // In a user namespace with setgroups "deny" (step 02), there are none to drop.
-        Err(Errno::EPERM) if groups.is_empty() => {}
+        // In a user namespace with setgroups "deny" (step 02), there are none to drop. Not
+        // otherwise: a seccomp profile that refuses setgroups would leave the caller's.
+        Err(Errno::EPERM) if groups.is_empty() && setgroups_denied() => {}
         Err(errno) => return Err(errno).context("cannot set the additional groups"),
     }
     let (uid, gid) = (Uid::from_raw(spec.user.uid), Gid::from_raw(spec.user.gid));
     setresgid(gid, gid, gid).with_context(|| format!("cannot become group {gid}"))?;
     setresuid(uid, uid, uid).with_context(|| format!("cannot become user {uid}"))?;
     Ok(())
+}
+
+/// Does this user namespace forbid setgroups(2) (user_namespaces(7), /proc/PID/setgroups)?
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|text| text.trim() == "deny")
 }
 
 /// capset(2): the effective, permitted and inheritable sets, as 64-bit masks in two
