@@ -1008,6 +1008,11 @@ fn step_12_a_port_in_use_is_one_clear_line() {
         )
     );
     assert!(run.stdout.is_empty(), "the command must not run");
+    assert_eq!(
+        run.stderr,
+        run.error(),
+        "the refusal is all it says (nothing was isolated)"
+    );
     // The host is as it was: the port is still the other program's.
     assert_eq!(taken.local_addr().unwrap().port(), port);
     let run = step(12, &["-p", "80", "true"]).run();

@@ -73,8 +73,8 @@ fn container() -> Result<i32> {
     let rootfs = plumbing::rootfs(&command)?;
     // The overlay's writable layer: this run's directory on the host, removed at the end.
     let scratch = plumbing::Scratch::create(env!("CARGO_PKG_NAME"), &["upper", "work", "root"])?;
+    let relay = fork_port_relay(&ports)?; // first: a port in use is the only thing said
     let host = procinfo::before_isolation()?;
-    let relay = fork_port_relay(&ports)?;
     let helper = fork_network_helper(&scratch)?;
     let console = console_socket()?;
     enter_user_namespace()?;
