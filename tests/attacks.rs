@@ -1503,18 +1503,27 @@ fn the_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
     );
 }
 
-/// A profile that refuses setgroups(2) left the caller's supplementary groups to the
-/// container: the refusal was taken for a user namespace's "deny" and ignored. As runc,
-/// bento fails then.
+/// Attack 21: a profile that cancels the drop. Without no_new_privs the filter is loaded
+/// before the user and capabilities are set; a profile answering setresuid, setresgid,
+/// setgroups, capset and prctl(PR_CAPBSET_DROP) with a success that does nothing
+/// (SCMP_ACT_ERRNO, errnoRet 0) left the container root with every capability
+/// (open_by_handle_at then read the host's files). Podman takes a profile from an image's
+/// label with --seccomp-policy=image. Bento now sets the bounding set and the user before
+/// the filter, and reads the capabilities back after it (capget), and refuses.
 #[test]
-fn a_refused_setgroups_is_not_ignored() {
+fn a_seccomp_profile_cannot_cancel_the_drop_of_privileges() {
     let Some(lab) = Lab::new() else { return };
-    let (bundle, mut config) = lab.bundle("bundle", &["id"]);
+    let (bundle, mut config) = lab.bundle("bundle", &["id", "-u"]);
+    let pretend = |names: &[&str], args: Value| json!({ "names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": 0, "args": args });
     config["linux"]["seccomp"] = json!({
         "defaultAction": "SCMP_ACT_ALLOW",
-        "syscalls": [{ "names": ["setgroups"], "action": "SCMP_ACT_ERRNO" }]
+        "syscalls": [
+            pretend(&["capset", "setresuid", "setresgid", "setgroups"], json!([])),
+            // PR_CAPBSET_DROP is 24.
+            pretend(&["prctl"], json!([{ "index": 0, "value": 24, "op": "SCMP_CMP_EQ" }])),
+        ]
     });
-    // Without no_new_privs, the filter comes before the user is set (privileges.rs).
+    config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
     config["process"]["noNewPrivileges"] = json!(false);
     lab.save(&bundle, &config);
     let args = [
@@ -1523,13 +1532,17 @@ fn a_refused_setgroups_is_not_ignored() {
         "run",
         "--bundle",
         bundle.to_str().unwrap(),
-        "groups",
+        "pretend",
     ];
     let out = lab.command(&args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(
-        stderr.contains("cannot set the additional groups"),
+        out.status.code() != Some(0) && !stdout(&out).contains('0'),
+        "ran as uid {}{stderr}",
+        stdout(&out)
+    );
+    assert!(
+        stderr.contains("capabilities are") && stderr.contains("more than the spec lists"),
         "{stderr}"
     );
 }

@@ -9,8 +9,9 @@
 //!
 //! Then the seccomp filter (seccomp.rs), the very last thing, as in step 11. Without
 //! no_new_privs the kernel takes a filter only from a process holding CAP_SYS_ADMIN: the
-//! filter is loaded before the capabilities are dropped then, as runc does (and must allow
-//! the few calls that follow: setgroups, setresuid, capset, prctl).
+//! filter then comes after the bounding set and the user, before the last capset(2), whose
+//! result is read back with capget(2): a profile that answers capset with a pretended
+//! success (SCMP_ACT_ERRNO, errnoRet 0) would otherwise leave every capability.
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -101,30 +102,90 @@ pub fn apply(spec: &Spec) -> Result<()> {
         // binaries, file capabilities). It is what lets an unprivileged process load seccomp.
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("prctl(PR_SET_NO_NEW_PRIVS) failed")?;
     }
-    let filter = spec.syscall_filter.as_ref();
-    if let Some(filter) = filter.filter(|_| !spec.no_new_privileges) {
-        crate::seccomp::load(filter)?;
-    }
+    // Without no_new_privs, the kernel takes a filter only from a process holding
+    // CAP_SYS_ADMIN: it comes before the last capabilities go. A profile may then answer
+    // the calls that follow with a success that does nothing (SCMP_ACT_ERRNO, errnoRet 0),
+    // so the bounding set and the user are set before it, and what follows it is read back.
+    let filter_first = spec
+        .syscall_filter
+        .as_ref()
+        .filter(|_| !spec.no_new_privileges);
     if let Some(caps) = &spec.capabilities {
-        // The bounding set limits what any later exec can gain: drop what is not listed,
-        // while we still hold CAP_SETPCAP. PR_SET_KEEPCAPS keeps the permitted set across
-        // the change of uid below, which would otherwise clear it (capabilities(7)).
-        for (number, name) in CAPABILITIES.iter().enumerate() {
-            if !caps.bounding.iter().any(|cap| cap == name) {
-                match prctl(libc::PR_CAPBSET_DROP, number as libc::c_ulong) {
-                    Ok(()) | Err(Errno::EINVAL) => {} // a capability this kernel lacks
-                    Err(errno) => return Err(errno).context(format!("cannot drop {name}")),
-                }
-            }
-        }
+        drop_bounding_set(caps)?;
+    }
+    if spec.capabilities.is_some() || filter_first.is_some() {
+        // PR_SET_KEEPCAPS keeps the permitted set across the change of uid below, which
+        // would otherwise clear it (capabilities(7)).
         prctl(libc::PR_SET_KEEPCAPS, 1).context("prctl(PR_SET_KEEPCAPS) failed")?;
     }
     set_user(spec)?;
-    if let Some(caps) = &spec.capabilities {
-        set_capabilities(caps)?;
-    }
-    if let Some(filter) = filter.filter(|_| spec.no_new_privileges) {
+    if let Some(filter) = filter_first {
+        // The change of uid emptied the effective set: CAP_SYS_ADMIN back, for seccomp(2).
+        let (permitted, inheritable) = {
+            let sets = capabilities()?;
+            (sets.permitted, sets.inheritable)
+        };
+        set_sets(Sets {
+            effective: permitted,
+            permitted,
+            inheritable,
+        })?;
         crate::seccomp::load(filter)?;
+    }
+    // A spec without capabilities, for another user than root, gets none: what the change
+    // of uid gives without PR_SET_KEEPCAPS.
+    let none = Capabilities::default();
+    let caps = match &spec.capabilities {
+        Some(caps) => Some(caps),
+        None if filter_first.is_some() && spec.user.uid != 0 => Some(&none),
+        None => None,
+    };
+    if let Some(caps) = caps {
+        set_capabilities(caps)?;
+        if filter_first.is_some() {
+            check_capabilities(caps)?;
+        }
+    }
+    if let Some(filter) = spec
+        .syscall_filter
+        .as_ref()
+        .filter(|_| spec.no_new_privileges)
+    {
+        crate::seccomp::load(filter)?;
+    }
+    Ok(())
+}
+
+/// The bounding set limits what any later exec can gain: drop what is not listed, while
+/// we still hold CAP_SETPCAP. EINVAL: past the last capability this kernel has.
+fn drop_bounding_set(caps: &Capabilities) -> Result<()> {
+    for (number, name) in CAPABILITIES.iter().enumerate() {
+        if !caps.bounding.iter().any(|cap| cap == name) {
+            match prctl(libc::PR_CAPBSET_DROP, number as libc::c_ulong) {
+                Ok(()) | Err(Errno::EINVAL) => {}
+                Err(errno) => return Err(errno).context(format!("cannot drop {name}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After a filter that came first: capget(2) says the sets hold no capability the spec
+/// did not list. Its answer is written by the kernel into our memory, which no filter can
+/// do: a call it pretended to make leaves what we put there, every capability.
+fn check_capabilities(caps: &Capabilities) -> Result<()> {
+    let sets = capabilities()?;
+    for (name, have, want) in [
+        ("effective", sets.effective, &caps.effective),
+        ("permitted", sets.permitted, &caps.permitted),
+        ("inheritable", sets.inheritable, &caps.inheritable),
+    ] {
+        if have & !mask(want)? != 0 {
+            return Err(plumbing::hinted(
+                format!("the {name} capabilities are {have:#x}, more than the spec lists"),
+                "linux.seccomp must let capset and prctl do their work (without noNewPrivileges, the filter comes before them)",
+            ));
+        }
     }
     Ok(())
 }
@@ -156,48 +217,96 @@ fn setgroups_denied() -> bool {
     std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|text| text.trim() == "deny")
 }
 
-/// capset(2): the effective, permitted and inheritable sets, as 64-bit masks in two
-/// 32-bit halves (version 3 of the interface); then each ambient capability, which
-/// survives an exec by a non-root user (PR_CAP_AMBIENT_RAISE).
-fn set_capabilities(caps: &Capabilities) -> Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: libc::c_int,
+/// The three capability sets, as 64-bit masks (bit 0: CAP_CHOWN).
+#[derive(Debug, Clone, Copy)]
+struct Sets {
+    effective: u64,
+    permitted: u64,
+    inheritable: u64,
+}
+
+/// capget(2) and capset(2) speak version 3: a header, then two halves of each set.
+#[repr(C)]
+struct Header {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Data {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// capget(2): this process's sets. The buffer starts full (every capability): a call a
+/// filter only pretended to make leaves it so.
+fn capabilities() -> Result<Sets> {
+    let mut header = Header {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data {
+        effective: u32::MAX,
+        permitted: u32::MAX,
+        inheritable: u32::MAX,
+    }; 2];
+    // SAFETY: capget(2) reads the header and writes two data structs, laid out as the
+    // kernel's.
+    let done = unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) };
+    if done != 0 {
+        return Err(std::io::Error::last_os_error()).context("capget failed");
     }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    let mask =
-        |names: &[String]| -> Result<u64> {
-            names.iter().try_fold(0u64, |mask, name| {
-                Ok(mask
-                    | 1u64 << number(name).with_context(|| format!("unknown capability {name}"))?)
-            })
-        };
-    let (effective, permitted, inheritable) = (
-        mask(&caps.effective)?,
-        mask(&caps.permitted)?,
-        mask(&caps.inheritable)?,
-    );
+    let join = |half: fn(&Data) -> u32| u64::from(half(&data[0])) | u64::from(half(&data[1])) << 32;
+    Ok(Sets {
+        effective: join(|d| d.effective),
+        permitted: join(|d| d.permitted),
+        inheritable: join(|d| d.inheritable),
+    })
+}
+
+/// capset(2) of the three sets.
+fn set_sets(sets: Sets) -> Result<()> {
     let header = Header {
-        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        version: CAPABILITY_VERSION_3,
         pid: 0,
     };
     let data: [Data; 2] = [0, 32].map(|shift| Data {
-        effective: (effective >> shift) as u32,
-        permitted: (permitted >> shift) as u32,
-        inheritable: (inheritable >> shift) as u32,
+        effective: (sets.effective >> shift) as u32,
+        permitted: (sets.permitted >> shift) as u32,
+        inheritable: (sets.inheritable >> shift) as u32,
     });
     // SAFETY: capset(2) reads one header and two data structs, laid out as the kernel's.
     let done = unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) };
     if done != 0 {
         return Err(std::io::Error::last_os_error()).context("capset failed");
     }
+    Ok(())
+}
+
+/// The mask of capabilities named.
+fn mask(names: &[String]) -> Result<u64> {
+    names.iter().try_fold(0u64, |mask, name| {
+        Ok(mask | 1u64 << number(name).with_context(|| format!("unknown capability {name}"))?)
+    })
+}
+
+/// capset(2): the effective, permitted and inheritable sets; then each ambient capability,
+/// which survives an exec by a non-root user (PR_CAP_AMBIENT_RAISE).
+fn set_capabilities(caps: &Capabilities) -> Result<()> {
+    let (effective, permitted, inheritable) = (
+        mask(&caps.effective)?,
+        mask(&caps.permitted)?,
+        mask(&caps.inheritable)?,
+    );
+    set_sets(Sets {
+        effective,
+        permitted,
+        inheritable,
+    })?;
     for name in &caps.ambient {
         let cap = number(name).with_context(|| format!("unknown capability {name}"))?;
         // The kernel raises an ambient capability only if it is both permitted and
