@@ -1448,11 +1448,14 @@ fn preserve_fds_passes_the_engines_descriptors_and_nothing_else() {
         "{stderr}"
     );
     lab.ok(&["rm", "-f", "box"]);
-    // The same at create.
+    // The same at create, and before bento opens its --log (which took number 3).
     let (bundle, _) = lab.bundle("bundle", &["true"]);
+    let log = lab.path("bento.log");
     let args = [
         "--root",
         "state",
+        "--log",
+        log.to_str().unwrap(),
         "create",
         "--preserve-fds",
         "1",
@@ -1460,10 +1463,20 @@ fn preserve_fds_passes_the_engines_descriptors_and_nothing_else() {
         bundle.to_str().unwrap(),
         "holes",
     ];
+    // To files: a PID 1 that got made would keep a pipe open, and the test wait on it.
     let mut create = lab.command(&args);
     with_fd_3(&mut create, None);
-    let out = create.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let err = lab.path("holes.err");
+    create.stdout(Stdio::null());
+    create.stderr(std::fs::File::create(&err).unwrap());
+    let status = create.status().unwrap();
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    if status.success() {
+        lab.engine(
+            &["--root", "state", "delete", "--force", "holes"],
+            "cleanup",
+        );
+    }
     assert!(
         stderr.starts_with("bento: error: --preserve-fds 1: descriptor 3 is not open\n"),
         "{stderr}"

@@ -75,7 +75,7 @@ pub fn close_callers_descriptors(passed: u32, keep: Option<BorrowedFd>) -> Resul
 }
 
 /// Descriptors 3 to 3 + `passed` - 1 (`--preserve-fds`) must all be open when bento starts,
-/// before it opens anything: a hole would take the next descriptor bento opens itself (a pid
+/// before it opens anything (main.rs checks first thing, even before `--log`): a hole would take the next descriptor bento opens itself (a pid
 /// file's directory, on the host), which [`close_callers_descriptors`] would then pass into
 /// the container. fcntl(2) F_GETFD on each.
 pub fn check_passed_descriptors(passed: u32) -> Result<()> {

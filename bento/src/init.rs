@@ -133,7 +133,7 @@ fn prepare(init: &Init, start: Start) -> Result<CString> {
         // Another container's (a pod's): its files, as they are there.
         MountNamespace::Joined(path) => {
             let gate = hold_the_gate(&start)?;
-            crate::join::join_path(&path, "mnt")?;
+            crate::join::join_path(&path, "mnt", false)?;
             gate
         }
         // The runtime's own: no mounts (they would be the host's), only a root.

@@ -58,8 +58,10 @@ pub fn join_namespaces(init: &Process) -> Result<()> {
 
 /// Joins the namespace at `path` (config.json's `linux.namespaces[].path`, such as the
 /// network namespace podman made and gave an interface): setns(2), checked to be of the
-/// kind asked for.
-pub fn join_path(path: &Path, kind: &str) -> Result<()> {
+/// kind asked for. `not_ours`: refused if it is the namespace we are in (the host's, when
+/// the container's sysctls are to be written in it), told by the very file it joins
+/// (fstat(2): the same device and inode), so that no rename in between can swap it.
+pub fn join_path(path: &Path, kind: &str, not_ours: bool) -> Result<()> {
     let flag = JOINED
         .iter()
         .find(|(name, _)| *name == kind)
@@ -67,6 +69,20 @@ pub fn join_path(path: &Path, kind: &str) -> Result<()> {
         .with_context(|| format!("bento cannot join a {kind} namespace"))?;
     let file = File::open(path)
         .with_context(|| format!("cannot open the {kind} namespace {}", path.display()))?;
+    if not_ours {
+        use std::os::unix::fs::MetadataExt;
+        let joined = file.metadata()?;
+        let ours = std::fs::metadata(format!("/proc/self/ns/{kind}"))?;
+        if (joined.dev(), joined.ino()) == (ours.dev(), ours.ino()) {
+            return Err(plumbing::hinted(
+                format!(
+                    "the {kind} namespace {} is the host's, and linux.sysctl writes in it",
+                    path.display()
+                ),
+                "a container may set only the sysctls of its own namespaces",
+            ));
+        }
+    }
     setns(&file, flag).with_context(|| {
         format!(
             "cannot join the {kind} namespace {} (setns)",
@@ -74,4 +90,18 @@ pub fn join_path(path: &Path, kind: &str) -> Result<()> {
         )
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_namespace_is_refused_when_sysctls_go_there() {
+        // The check is on the opened file: refused before any setns(2).
+        let error = join_path(Path::new("/proc/self/ns/uts"), "uts", true).unwrap_err();
+        assert!(format!("{error:#}").contains("is the host's"), "{error:#}");
+        let error = join_path(Path::new("/proc/thread-self/ns/ipc"), "ipc", true).unwrap_err();
+        assert!(format!("{error:#}").contains("is the host's"), "{error:#}");
+    }
 }

@@ -84,9 +84,6 @@ pub fn create(
     // (`#!/proc/self/exe`): run from bento's sealed copy (sealed.rs). This starts the
     // command over, from the copy.
     crate::sealed::run_sealed()?;
-    if let Source::Bundle { preserve_fds, .. } = &source {
-        crate::caller::check_passed_descriptors(*preserve_fds)?;
-    }
     check_name(name)?;
     let (spec, config, bundle) = match source {
         Source::Image {
@@ -433,7 +430,6 @@ pub struct ExecOptions {
 pub fn exec(home: &Home, name: &str, process: Process, options: ExecOptions) -> Result<i32> {
     // Its process joins a container whose processes can see it: from bento's sealed copy.
     crate::sealed::run_sealed()?;
-    crate::caller::check_passed_descriptors(options.preserve_fds)?;
     if options.console_socket.is_none()
         && let Process::Command { tty, .. } = &process
     {

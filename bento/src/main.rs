@@ -39,6 +39,8 @@ fn main() {
 
 fn bento() -> Result<i32> {
     let cli = Cli::parse();
+    // Before bento opens anything (its --log): caller.rs.
+    bento::caller::check_passed_descriptors(cli.command.passed_descriptors())?;
     if let Some(path) = &cli.log {
         bento::errors::log_errors_to(path, cli.log_format == "json");
     }

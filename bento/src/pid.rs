@@ -17,7 +17,7 @@ pub fn fork_pid_1(spec: &Spec) -> Result<ForkResult> {
     match spec.namespaces.iter().find(|ns| ns.kind == "pid") {
         Some(Namespace {
             path: Some(path), ..
-        }) => crate::join::join_path(path, "pid")?,
+        }) => crate::join::join_path(path, "pid", false)?,
         Some(_) => unshare(CloneFlags::CLONE_NEWPID).context("unshare(CLONE_NEWPID) failed")?,
         None => {}
     }

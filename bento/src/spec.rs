@@ -426,16 +426,6 @@ fn check_capabilities(config: &serde_json::Value) -> Result<()> {
 /// root, when a process crashes), and PID 1 writes them as the runtime's root, before
 /// anything is dropped.
 fn check_sysctl(spec: &Spec) -> Result<()> {
-    const IPC: [&str; 8] = [
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
     let has = |kind: &str| spec.namespaces.iter().any(|ns| ns.kind == kind);
     for key in spec.sysctl.keys() {
         let refuse = |why: &str| {
@@ -452,13 +442,7 @@ fn check_sysctl(spec: &Spec) -> Result<()> {
                 "a key is names joined by dots, with no / and no empty name",
             ));
         }
-        let namespace = if IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
-            "ipc"
-        } else if key.starts_with("net.") {
-            "net"
-        } else if key == "kernel.hostname" || key == "kernel.domainname" {
-            "uts"
-        } else {
+        let Some(namespace) = sysctl_namespace(key) else {
             return Err(refuse("it is the whole machine's setting, in no namespace"));
         };
         if !has(namespace) {
@@ -466,7 +450,8 @@ fn check_sysctl(spec: &Spec) -> Result<()> {
                 "the container shares the host's {namespace} namespace"
             )));
         }
-        // Joined by path: it must not be ours (the host's, when an engine runs us).
+        // Joined by path: it must not be ours (the host's, when an engine runs us). Said
+        // here, at create; join.rs checks again the very file it joins.
         let joined = spec
             .namespaces
             .iter()
@@ -481,6 +466,29 @@ fn check_sysctl(spec: &Spec) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The namespace that holds the sysctl `key`, if any: `ipc`, `net` or `uts`.
+pub fn sysctl_namespace(key: &str) -> Option<&'static str> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some("ipc")
+    } else if key.starts_with("net.") {
+        Some("net")
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some("uts")
+    } else {
+        None
+    }
 }
 
 /// Are these two paths the same file (the same namespace, for /proc/PID/ns/*)?

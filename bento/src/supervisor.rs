@@ -333,7 +333,11 @@ pub fn enter_namespaces(spec: &Spec) -> Result<()> {
             continue;
         };
         if let Some(path) = &ns.path {
-            join::join_path(path, kind)?;
+            let written = spec
+                .sysctl
+                .keys()
+                .any(|key| crate::spec::sysctl_namespace(key) == Some(kind));
+            join::join_path(path, kind, written)?;
             continue;
         }
         match kind {

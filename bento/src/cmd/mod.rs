@@ -53,6 +53,16 @@ pub enum Command {
 }
 
 impl Command {
+    /// `--preserve-fds N`: how many descriptors past 2 the engine passes on.
+    pub fn passed_descriptors(&self) -> u32 {
+        match self {
+            Command::Create(args) => args.preserve_fds,
+            Command::Exec(args) => args.preserve_fds,
+            Command::Run(args) => args.preserve_fds,
+            _ => 0,
+        }
+    }
+
     /// Runs the command; its exit status.
     pub fn run(self, home: &Home) -> Result<i32> {
         match self {
