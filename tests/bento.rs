@@ -261,6 +261,24 @@ fn img() -> &'static str {
     &images().archive
 }
 
+/// Two images of the same layers, with commands of their own: each runs its own. (The
+/// store named an image by its layers alone: the one pulled first set the other's
+/// command, environment and working directory.)
+#[test]
+fn images_of_the_same_layers_keep_their_own_commands() {
+    let home = Home::new();
+    let dir = fixtures::world_readable_tempdir();
+    let arch = fixtures::host_and_other_arch().0;
+    for who in ["A", "B"] {
+        let path = dir.path().join(who);
+        let layout = fixtures::Layout::new(&path);
+        let image = layout.image_with_cmd(arch, &[Layer::gzip(layer())], &["echo", who]);
+        layout.tag(&[("latest", &image)]);
+        let name = format!("oci:{}:latest", path.display());
+        assert_eq!(home.ok(&["run", "--rm", &name]), format!("{who}\n"));
+    }
+}
+
 #[test]
 fn images_come_from_an_archive_a_layout_and_a_registry() {
     let home = Home::new();
@@ -272,7 +290,7 @@ fn images_come_from_an_archive_a_layout_and_a_registry() {
     let b = home.ok(&["pull", &images().layout]);
     let c = home.ok(&["pull", &remote]);
     let id = |line: &str| line.split_whitespace().nth(1).unwrap().to_string();
-    // One set of layers, one stored image, whatever it was pulled from.
+    // One image (the same layers and config), stored once, whatever it was pulled from.
     assert_eq!(id(&a), id(&b));
     assert_eq!(id(&a), id(&c));
     let listed = home.ok(&["images"]);
@@ -284,7 +302,7 @@ fn images_come_from_an_archive_a_layout_and_a_registry() {
         .flatten()
         .filter(|e| e.file_type().unwrap().is_dir() && e.file_name() != "cache")
         .collect();
-    assert_eq!(stored.len(), 1, "the same layers are stored once");
+    assert_eq!(stored.len(), 1, "the same image is stored once");
     for image in [&images().archive, &images().layout, &remote] {
         let out = home.ok(&["run", "--rm", image, "cat", "/etc/image-file"]);
         assert_eq!(out, "from the image\n");

@@ -176,7 +176,7 @@ impl Images {
         };
         let dir = self.dir.join(&id);
         if dir.exists() {
-            // The same layers are already stored (under another name, or pulled before):
+            // The same image is already stored (under another name, or pulled before):
             // keep that copy, which containers may have mounted.
             plumbing::remove_tree(&partial)?;
         } else {
@@ -243,7 +243,7 @@ impl Images {
                 .and_then(|mut files| layout::oci(&mut files, None, &platform, key))
                 .map_err(|error| unknown(key, error))?,
         };
-        let id = chain_id(&image)?;
+        let id = image_id(&image)?;
         // rootfs-fetch's defaults: no setuid/setgid bits, and a generous limit on what one
         // layer may expand to.
         let options = rootfs_fetch::extract::Options::default();
@@ -264,12 +264,15 @@ fn unknown(key: &str, error: anyhow::Error) -> anyhow::Error {
     ))
 }
 
-/// The digest of the layers' diff ids, one per line: the same files, the same id.
-fn chain_id(image: &Image) -> Result<String> {
-    let ids: Vec<String> = rootfs_fetch::image::diff_ids(&image.config)?
+/// The digest of the layers' diff ids, one per line, and of what bento keeps of the
+/// config: the same files and the same command, the same id. (The layers alone were not
+/// enough: an image pulled first set the command of any other made of the same layers.)
+fn image_id(image: &Image) -> Result<String> {
+    let mut ids: Vec<String> = rootfs_fetch::image::diff_ids(&image.config)?
         .iter()
         .map(ToString::to_string)
         .collect();
+    ids.push(serde_json::to_string(&config_of(image)).context("cannot encode the image config")?);
     let digest = rootfs_fetch::blob::digest_of(ids.join("\n").as_bytes());
     Ok(rootfs_fetch::blob::sha256_hex(&digest)?.to_string())
 }
