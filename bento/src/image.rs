@@ -10,8 +10,8 @@
 //!   ID/config.json  its default command, environment and working directory
 //! ```
 //!
-//! An image's id is the digest of its layers' digests (its "chain id"): the same layers
-//! pulled under two names are stored once. An image directory is never changed after it
+//! An image's id is the digest of its layers' digests and of its command, environment
+//! and working directory: the same image pulled under two names is stored once. An image directory is never changed after it
 //! is renamed into place, because running containers have it mounted as their lower layer.
 
 use std::collections::BTreeMap;
