@@ -1514,6 +1514,32 @@ fn the_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
         pids.is_some_and(|line| line.ends_with(":/")),
         "the container's own cgroup is not its root:\n{out}"
     );
+    // Bento's own containers get a cgroup namespace too, as root and rootless: no host
+    // cgroup path inside.
+    let own = lab.ok(&["run", "--rm", image(), "cat", "/proc/self/cgroup"]);
+    assert!(
+        own.lines().all(|line| line.ends_with(":/")),
+        "as root:\n{own}"
+    );
+    check(
+        lab.rootless(&["pull", image()]).output().unwrap(),
+        0,
+        &["pull"],
+    );
+    let args = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        image(),
+        "cat",
+        "/proc/self/cgroup",
+    ];
+    let own = stdout(&check(lab.rootless(&args).output().unwrap(), 0, &args));
+    assert!(
+        own.lines().all(|line| line.ends_with(":/")),
+        "rootless:\n{own}"
+    );
 }
 
 /// Attack 21: a profile that cancels the drop. Without no_new_privs the filter is loaded

@@ -93,6 +93,9 @@ pub fn build_config(
         json!({ "type": "network" }),
         json!({ "type": "pid" }),
         json!({ "type": "mount" }),
+        // Its cgroup is `/` inside, and the host's cgroup paths out of sight, as podman
+        // gives on cgroup v2.
+        json!({ "type": "cgroup" }),
     ];
     let mut linux = json!({
         "resources": resources,
