@@ -465,11 +465,14 @@ fn with_a_shared_root_mounts_stay_in_the_container() {
         done
         echo clean
     "#;
+    // --propagation private first: cut from the host's peer groups, so that what other
+    // tests mount on the host meanwhile (containerd makes the host's / shared) does not
+    // show up here; then / is made shared again, among this namespace's mounts only.
     let output = Command::new("unshare")
         .args([
             "--mount",
             "--propagation",
-            "unchanged",
+            "private",
             "sh",
             "-c",
             script,
