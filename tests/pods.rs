@@ -210,6 +210,16 @@ fn several_id_ranges_are_mapped_as_root_and_refused_clearly_rootless() {
     assert_eq!(lines[1], ["1000", "1000", "1"], "{out}");
     assert_eq!(lines[2..4], lines[0..2], "gid_map: {out}");
     assert!(out.ends_with("0\nwrote\n"), "{out}");
+    // Its cgroup is gone too: the supervisor, in the user namespace, may not rmdir(2) in the
+    // host's hierarchy (it left one per controller), a helper on the host does.
+    let left: Vec<_> = common::walk(Path::new("/sys/fs/cgroup"))
+        .into_iter()
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("bento-ranges"))
+        })
+        .collect();
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
 
     // Rootless, nobody has no ranges in /etc/subuid: one line that says what to do.
     std::fs::set_permissions(

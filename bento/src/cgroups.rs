@@ -379,6 +379,8 @@ pub enum Version {
 pub struct Cgroup {
     pub dirs: Vec<PathBuf>,
     procs: Vec<File>,
+    /// A process left on the host to remove the directories ([`Cgroup::remover_on_the_host`]).
+    remover: Option<(std::os::fd::OwnedFd, nix::unistd::Pid)>,
 }
 
 /// Where a container's cgroup goes, and what to limit.
@@ -491,7 +493,45 @@ impl Cgroup {
         Ok(Cgroup {
             dirs: dirs.to_vec(),
             procs,
+            remover: None,
         })
+    }
+
+    /// Before the supervisor enters a new user namespace: a process of ours stays on the
+    /// host to remove the cgroup when told. In the user namespace our uid 0 is not the
+    /// host's, and may not rmdir(2) in the host's hierarchy (EACCES): every container with
+    /// a user namespace, as root, left its cgroup behind. The helper waits on a pipe: a
+    /// byte, and it removes the directories; the pipe closed without one (the container
+    /// handed to an engine, whose `delete` removes it), and it only ends.
+    pub fn remover_on_the_host(&mut self) -> Result<()> {
+        let (wait, tell) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make a pipe")?;
+        // SAFETY: bento is single-threaded, so the child may go on running Rust code.
+        match unsafe { nix::unistd::fork() }.context("fork failed")? {
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(wait);
+                self.remover = Some((tell, child));
+                Ok(())
+            }
+            nix::unistd::ForkResult::Child => {
+                // Nothing of the container's (its lock, the caller's terminal) stays open
+                // here: only the pipe, and /dev/null as stdin, stdout and stderr.
+                if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+                    let _ = nix::unistd::dup2_stdin(&null);
+                    let _ = nix::unistd::dup2_stdout(&null);
+                    let _ = nix::unistd::dup2_stderr(&null);
+                }
+                let _ = crate::caller::close_callers_descriptors(
+                    0,
+                    Some(std::os::fd::AsFd::as_fd(&wait)),
+                );
+                let mut byte = [0u8; 1];
+                if matches!(nix::unistd::read(&wait, &mut byte), Ok(1)) {
+                    remove(&self.dirs);
+                }
+                std::process::exit(0)
+            }
+        }
     }
 
     /// Moves the calling process in: `0` means "the writer" (cgroups(7)).
@@ -508,9 +548,17 @@ impl Cgroup {
         oom_killed(&self.dirs)
     }
 
-    /// Removes the cgroup (it must be empty: the container is gone).
+    /// Removes the cgroup (it must be empty: the container is gone), through the helper on
+    /// the host if there is one.
     pub fn remove(&self) {
-        remove(&self.dirs);
+        match &self.remover {
+            Some((tell, helper)) => {
+                if nix::unistd::write(tell, &[1]).is_ok() {
+                    let _ = nix::sys::wait::waitpid(*helper, None);
+                }
+            }
+            None => remove(&self.dirs),
+        }
     }
 }
 

@@ -67,13 +67,18 @@ pub fn supervise(
         .overlay_lower
         .as_ref()
         .map(|lower| container.layers(lower, &spec.rootfs));
-    let cgroup = Cgroup::create(&crate::cgroups::Request {
+    let mut cgroup = Cgroup::create(&crate::cgroups::Request {
         path: spec.cgroups_path.as_deref(),
         name: &container.name,
         resources: &spec.resources,
         always: false,
     })?;
     state.cgroups = cgroup.as_ref().map(|c| c.dirs.clone()).unwrap_or_default();
+    if let Some(cgroup) = &mut cgroup
+        && spec.new_namespace("user")
+    {
+        cgroup.remover_on_the_host()?;
+    }
     enter_namespaces(spec)?;
     let network = match network.map(network::Prepared::start).transpose() {
         Ok(network) => network,
