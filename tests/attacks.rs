@@ -115,6 +115,7 @@ fn image() -> &'static str {
     &IMAGE
         .get_or_init(|| {
             let dir = fixtures::world_readable_tempdir();
+            common::remove_at_exit(dir.path());
             let probe = std::fs::read(probe().expect("checked by Lab::new")).unwrap();
             let syscalls = std::fs::read(syscalls().expect("checked by Lab::new")).unwrap();
             let applets = [

@@ -62,6 +62,7 @@ fn images() -> &'static Images {
     static IMAGES: OnceLock<Images> = OnceLock::new();
     IMAGES.get_or_init(|| {
         let dir = fixtures::world_readable_tempdir();
+        common::remove_at_exit(dir.path());
         let archive = dir.path().join("busybox.tar");
         docker_archive(&archive, &[layer()], true);
         oci_layout(&dir.path().join("layout"), &[Layer::gzip(layer())]);

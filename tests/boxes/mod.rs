@@ -38,6 +38,7 @@ fn made() -> &'static Made {
     static MADE: OnceLock<Made> = OnceLock::new();
     MADE.get_or_init(|| {
         let dir = fixtures::world_readable_tempdir();
+        crate::common::remove_at_exit(dir.path());
         let applets = [
             "sh", "cat", "echo", "ls", "mkdir", "rm", "ln", "sleep", "ip", "httpd", "wget",
             "timeout", "stat", "readlink", "test", "chown", "chmod", "touch", "true", "cut",

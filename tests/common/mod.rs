@@ -160,14 +160,27 @@ pub fn skipped(why: &str) {
     );
 }
 
-/// Where the fixture is, for [`remove_fixture`].
-static FIXTURE_DIR: OnceLock<PathBuf> = OnceLock::new();
+/// The directories [`remove_at_exit`] was given.
+static AT_EXIT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
-/// Removes the fixture when the test binary exits.
-extern "C" fn remove_fixture() {
-    if let Some(dir) = FIXTURE_DIR.get() {
-        let _ = plumbing::remove_tree(dir);
+extern "C" fn remove_all_at_exit() {
+    if let Ok(dirs) = AT_EXIT.lock() {
+        for dir in dirs.iter() {
+            let _ = plumbing::remove_tree(dir);
+        }
     }
+}
+
+/// Removes `dir` when the test binary exits (atexit(3)). A static is never dropped, and
+/// the fixtures held in statics (a root filesystem, images, copies of bento) would stay in
+/// /tmp after every run: some 280 MB each.
+pub fn remove_at_exit(dir: &Path) {
+    let mut dirs = AT_EXIT.lock().unwrap();
+    if dirs.is_empty() {
+        // SAFETY: atexit(3) with a function that takes and returns nothing.
+        unsafe { libc::atexit(remove_all_at_exit) };
+    }
+    dirs.push(dir.to_path_buf());
 }
 
 /// The fixture, created once per test binary.
@@ -193,11 +206,7 @@ pub fn fixture() -> &'static Fixture {
         };
         let (has_breakout, has_syscalls) = (probe("breakout"), probe("syscalls"));
         std::fs::write(sandbox.dir.join(HOST_SECRET), "the host's secret\n").unwrap();
-        // A static is never dropped: the fixture (some 280 MB) goes at the process's exit,
-        // not at the next run's start (atexit(3)).
-        let _ = FIXTURE_DIR.set(sandbox.dir.clone());
-        // SAFETY: atexit(3) with a function that takes and returns nothing.
-        unsafe { libc::atexit(remove_fixture) };
+        remove_at_exit(&sandbox.dir);
         Fixture {
             dir: sandbox.dir.clone(),
             bin: sandbox.dir.join("bin"),
