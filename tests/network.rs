@@ -27,7 +27,12 @@ fn free_port() -> u16 {
 
 /// `GET /` on the host's 127.0.0.1:`port`: the body of a `200` answer within 2 s.
 fn get(port: u16) -> Option<String> {
-    let wait = Duration::from_secs(2);
+    get_within(port, Duration::from_secs(2))
+}
+
+/// [`get`], waiting up to `wait` to connect and to read (fifty at once through slirp4netns
+/// on a loaded machine take longer than one).
+fn get_within(port: u16, wait: Duration) -> Option<String> {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&address, wait).ok()?;
     stream.set_read_timeout(Some(wait)).ok()?;
@@ -99,7 +104,7 @@ fn a_published_port_reaches_the_containers_httpd_until_the_container_is_removed(
     });
     // Fifty at once, each relayed on a connection of its own.
     let answers: Vec<_> = (0..50)
-        .map(|_| std::thread::spawn(move || get(port)))
+        .map(|_| std::thread::spawn(move || get_within(port, Duration::from_secs(15))))
         .collect();
     for answer in answers {
         let answer = answer.join().unwrap();
