@@ -293,6 +293,12 @@ impl Drop for Lab {
     }
 }
 
+/// The arguments of `bento --root state VERB --bundle BUNDLE NAME`: an engine's call.
+fn engine_args<'a>(verb: &'a str, bundle: &'a Path, name: &'a str) -> [&'a str; 6] {
+    let bundle = bundle.to_str().unwrap();
+    ["--root", "state", verb, "--bundle", bundle, name]
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -577,14 +583,7 @@ fn a_container_gets_a_session_keyring_of_its_own() {
 
     // An engine's bundle that asks for no seccomp filter: only the keyring stands between.
     let (bundle, _) = lab.bundle("bundle", &search);
-    let args = [
-        "--root",
-        "state",
-        "run",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        "keys",
-    ];
+    let args = engine_args("run", &bundle, "keys");
     let mut run = lab.command(&args);
     with_a_secret_key(&mut run);
     let out = stdout(&run.output().unwrap());
@@ -928,14 +927,7 @@ fn configs_runc_refuses_are_refused_at_create() {
         let mut broken = config.clone();
         edit(&mut broken);
         lab.save(&bundle, &broken);
-        let args = [
-            "--root",
-            "state",
-            "create",
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "bad",
-        ];
+        let args = engine_args("create", &bundle, "bad");
         let (code, stderr) = lab.engine(&args, &what.replace('/', "_"));
         if code == Some(0) {
             lab.engine(&["--root", "state", "delete", "--force", "bad"], "cleanup");
@@ -959,14 +951,7 @@ fn configs_runc_refuses_are_refused_at_create() {
     let mut zero = config.clone();
     zero["linux"]["resources"] = json!({ "memory": { "limit": 0 } });
     lab.save(&bundle, &zero);
-    let args = [
-        "--root",
-        "state",
-        "run",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        "zero",
-    ];
+    let args = engine_args("run", &bundle, "zero");
     let out = check(lab.command(&args).output().unwrap(), 0, &args);
     assert_eq!(stdout(&out), "0\n");
 }
@@ -1114,27 +1099,13 @@ fn an_engines_seccomp_profile_is_applied_to_pid_1_and_exec() {
     lab.save(&bundle, &config);
     let expected = "signal-0 0\nSIGUSR1 1\nplain made\nPermission denied\nchmod 755\nNo space left on device\n\
                     hostname 159\nSeccomp:\t2\n";
-    let args = [
-        "--root",
-        "state",
-        "run",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        "pid1",
-    ];
+    let args = engine_args("run", &bundle, "pid1");
     let out = check(lab.command(&args).output().unwrap(), 0, &args);
     assert_eq!(stdout(&out), expected, "PID 1");
     // exec into the same container: the same filter.
     config["process"]["args"] = json!(["sleep", "1000"]);
     lab.save(&bundle, &config);
-    let create = [
-        "--root",
-        "state",
-        "create",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        "box",
-    ];
+    let create = engine_args("create", &bundle, "box");
     let (code, stderr) = lab.engine(&create, "box");
     assert_eq!(code, Some(0), "{stderr}");
     lab.ok(&["--root", "state", "start", "box"]);
@@ -1217,14 +1188,7 @@ fn the_working_directory_never_leads_to_the_hosts_files() {
     for n in 3..=24 {
         config["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
         lab.save(&bundle, &config);
-        let args = [
-            "--root",
-            "state",
-            "create",
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "cwd",
-        ];
+        let args = engine_args("create", &bundle, "cwd");
         let mut create = lab.command(&args);
         with_fd_7(&mut create, &secrets);
         let output = create.output().unwrap();
@@ -1271,14 +1235,7 @@ fn pid_1_runs_from_a_binary_nobody_can_change() {
     lab.ok(&["rm", "-f", "own"]);
     assert_eq!(own, "a read-only mount", "bento's own, as root");
     let (bundle, _) = lab.bundle("bundle", &["true"]);
-    let create = [
-        "--root",
-        "state",
-        "create",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        "engine",
-    ];
+    let create = engine_args("create", &bundle, "engine");
     let (code, stderr) = lab.engine(&create, "engine");
     assert_eq!(code, Some(0), "{stderr}");
     let engine = exe(&lab.path("state"), "engine");
@@ -1334,14 +1291,7 @@ fn masks_are_the_hosts_dev_null_whatever_the_image_holds() {
     let _ = std::fs::remove_file(&null);
     std::fs::create_dir_all(null.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", &null).unwrap();
-    let args = [
-        "--root",
-        "state",
-        "run",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        "null",
-    ];
+    let args = engine_args("run", &bundle, "null");
     let out = stdout(&check(lab.command(&args).output().unwrap(), 0, &args));
     assert!(
         out.starts_with("0\nc"),
@@ -1365,14 +1315,7 @@ fn a_bundle_cannot_use_bentos_own_annotations() {
         "org.opencontainers.image.title": "kept",
     });
     lab.save(&bundle, &config);
-    let args = [
-        "--root",
-        "state",
-        "run",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        "annotated",
-    ];
+    let args = engine_args("run", &bundle, "annotated");
     let out = check(lab.command(&args).output().unwrap(), 0, &args);
     assert!(
         !stdout(&out).contains("host-secret") && stdout(&out).contains("bin"),
@@ -1499,14 +1442,7 @@ fn the_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
         .push(json!({ "type": "cgroup" }));
     config["linux"]["resources"] = json!({ "pids": { "limit": 100 } });
     lab.save(&bundle, &config);
-    let args = [
-        "--root",
-        "state",
-        "run",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        "cgns",
-    ];
+    let args = engine_args("run", &bundle, "cgns");
     let out = stdout(&check(lab.command(&args).output().unwrap(), 0, &args));
     let pids = out
         .lines()
@@ -1566,14 +1502,7 @@ fn a_seccomp_profile_cannot_cancel_the_drop_of_privileges() {
     config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
     config["process"]["noNewPrivileges"] = json!(false);
     lab.save(&bundle, &config);
-    let args = [
-        "--root",
-        "state",
-        "run",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        "pretend",
-    ];
+    let args = engine_args("run", &bundle, "pretend");
     let out = lab.command(&args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
