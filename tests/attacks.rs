@@ -1257,7 +1257,10 @@ fn pid_1_runs_from_a_binary_nobody_can_change() {
         &["rm"],
     );
     assert_eq!(mine, "root's file, that only root may write", "rootless");
-    let own = lab.path("nobody/bento");
+    // Copied as root into a directory of root's (not into nobody's, where a planted
+    // symlink would take root's write), then given to nobody.
+    std::fs::create_dir(lab.path("nobodys-bin")).unwrap();
+    let own = lab.path("nobodys-bin/bento");
     std::fs::copy(lab.bento(), &own).unwrap();
     std::os::unix::fs::chown(&own, Some(NOBODY), Some(NOBODY)).unwrap();
     eventually("nobody's copy of bento to be runnable", || {
